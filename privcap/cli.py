@@ -37,7 +37,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_data_coco(args: argparse.Namespace) -> int:
     from privcap.data.download import download_coco
 
-    download_coco(args.dest, base_url=args.base_url, parts=args.parts)
+    download_coco(args.dest, base_url=args.base_url, parts=args.parts, checksums=args.checksums)
     return 0
 
 
@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda s: [x for x in s.split(",") if x],
         default=None,
         help="comma-separated subset of parts to fetch (default: all)",
+    )
+    coco.add_argument(
+        "--checksums",
+        default=None,
+        help="checksum manifest for a mirror (JSON, or md5sum / sha256sum text)",
     )
     coco.set_defaults(func=_cmd_data_coco)
 
