@@ -1,0 +1,204 @@
+"""RGB point-spread function of the lens (paper Eq. 1), sampled by the sensor pixels.
+
+    H_lambda(x', y') = | F^-1{ F{ t_phi(x, y) U_lambda(x, y) } T_lambda(fx, fy) } |^2
+
+* ``U_lambda``: the field just before the lens -- a spherical wave from an on-axis point at
+  ``object_distance_m``, phase ``k (sqrt(r^2 + z_o^2) - z_o)`` (unit amplitude; its
+  ``1/r`` fall-off over the aperture is ~1e-5 and ignored), or a unit plane wave for a
+  point at infinity;
+* ``t_phi``: the lens (:meth:`privcap.optics.lens.Lens.transmittance`);
+* ``T_lambda``: the propagation over ``sensor_distance_m``
+  (:class:`privcap.optics.propagation.Propagator`, Fresnel by default).
+
+The intensity is computed on the lens sample grid (pitch ``dx``) over a window that covers
+the sensor patch, integrated over the ``K x K`` sensor pixels
+(:class:`privcap.optics.sensor.AreaResampler`) and normalised to sum 1 per wavelength.
+Pixel ``K//2`` is centred on the optical axis, which is where an FFT convolution expects
+the centre of a kernel (:func:`privcap.optics.convolution.fft_convolve`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from privcap.optics.aperture import grid_coordinates_m
+from privcap.optics.config import OpticsConfig
+from privcap.optics.lens import Lens
+from privcap.optics.propagation import Propagator, SeparableGeometry, phasor
+from privcap.optics.sensor import AreaResampler, pixel_edges
+
+__all__ = ["FresnelPSF", "source_path_m"]
+
+
+def source_path_m(grid_size: int, pitch_m: float, object_distance_m: float) -> torch.Tensor | None:
+    """Extra path ``sqrt(r^2 + z_o^2) - z_o`` (float64, ``N x N``, metres) of the spherical wave
+    from an on-axis point at ``object_distance_m`` across the lens plane; its phase is ``2 pi /
+    lambda`` times this. ``None`` for a plane wave (``math.inf``)."""
+    if math.isinf(object_distance_m):
+        return None
+    x = torch.from_numpy(grid_coordinates_m(grid_size, pitch_m))
+    r2 = x[None, :] ** 2 + x[:, None] ** 2
+    z = object_distance_m
+    return r2 / (torch.sqrt(r2 + z * z) + z)  # written without cancellation
+
+
+class _FresnelIntensity(torch.autograd.Function):
+    """Lens height (N x N, um) -> sensor intensity (C x W x W) through the separable Fresnel
+    propagation, one wavelength and a few rows at a time.
+
+    The pupil phase of wavelength ``c`` is ``scale[c] h + wavenumber[c] path`` (lens delay
+    plus incoming spherical wave), formed row chunk by row chunk and never stored. Only the
+    height (the input) and the complex sensor field are kept for the backward pass, which
+    runs the adjoint propagation: ``dL/du = 2 gI u``, ``dL/dg = P^H dL/du``,
+    ``dL/dphi = Im(dL/dg conj(g))`` with ``g = A exp(i phi)``, ``dL/dh = sum_c scale[c]
+    dL/dphi_c``.
+    """
+
+    @staticmethod
+    def _field_rows(height, scale, path, wavenumber, amplitude, c):
+        """Rows ``a:b`` of ``g = A exp(i (scale[c] h + wavenumber[c] path))`` (one wavelength),
+        formed on demand so that no full-size phase or field is ever stored."""
+        s, k = float(scale[c]), float(wavenumber[c])
+
+        def rows(a: int, b: int) -> torch.Tensor:
+            phase = height[a:b] * s
+            if path is not None:
+                phase = phase.add_(path[a:b], alpha=k)
+            return phasor(amplitude[a:b], phase)
+
+        return rows
+
+    @staticmethod
+    def forward(ctx, height, scale, path, wavenumber, amplitude, t, geometry):  # type: ignore[override]
+        channels, size = scale.shape[0], geometry.size
+        work = geometry.workspace(t.dtype, height.device)
+        fields_t = torch.empty(channels, size, size, dtype=t.dtype, device=height.device)
+        intensity = torch.empty(channels, size, size, dtype=height.dtype, device=height.device)
+        for c in range(channels):
+            rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber, amplitude, c)
+            geometry.forward_t(rows, t[c], fields_t[c], work)  # [x, y] order
+            intensity[c] = torch.view_as_real(fields_t[c]).square().sum(-1).transpose(0, 1)
+        ctx.save_for_backward(height, path, amplitude, t, fields_t)
+        ctx.scale, ctx.wavenumber = scale, wavenumber
+        ctx.geometry = geometry
+        return intensity
+
+    @staticmethod
+    def backward(ctx, grad_intensity):  # type: ignore[override]
+        height, path, amplitude, t, fields_t = ctx.saved_tensors
+        geo, scale, wavenumber = ctx.geometry, ctx.scale, ctx.wavenumber
+        work = geo.workspace(t.dtype, height.device)
+        grad_height = torch.zeros_like(height)
+        for c in range(scale.shape[0]):
+            rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber, amplitude, c)
+            gi_t, u_t = grad_intensity[c].transpose(0, 1), fields_t[c]
+
+            def grad_field_t(a: int, b: int, gi_t=gi_t, u_t=u_t) -> torch.Tensor:
+                return (2 * gi_t[a:b]) * u_t[a:b]
+
+            # accumulates scale[c] Im(dL/dg conj(g)) into grad_height, chunk by chunk
+            geo.adjoint_t(grad_field_t, t[c], grad_height, work, rows, float(scale[c]))
+        return grad_height, None, None, None, None, None, None
+
+
+class FresnelPSF(nn.Module):
+    """Maps a :class:`~privcap.optics.lens.Lens` to its sensor-sampled PSF, ``C x K x K``.
+
+    The geometry comes from the :class:`~privcap.optics.config.OpticsConfig`: lens grid and
+    pitch, distances, wavelengths, padding, PSF size ``K`` and pixel pitch.
+    """
+
+    def __init__(self, config: OpticsConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, dx = config.grid_size, config.pitch_m
+        k = config.psf_size
+        ratio = config.sensor_pitch_m / dx
+        edges = pixel_edges(k, ratio)  # sensor pixel edges in lens samples from the axis
+        first = math.floor(float(edges[0]) + 0.5 + 1e-9)  # fine sample holding the first edge
+        last = math.ceil(float(edges[-1]) - 0.5 - 1e-9)
+        window = last - first + 1
+        self.propagator = Propagator(
+            n,
+            dx,
+            config.wavelengths_m,
+            config.sensor_distance_m,
+            padded_size=config.fft_size,
+            window_start=first,
+            window_size=window,
+            method=config.propagation,
+        )
+        # fine sample r covers [r - 1/2, r + 1/2); in the window's cell units an edge e
+        # (in samples from the axis) sits at e - first + 1/2
+        self.resampler = AreaResampler(edges - first + 0.5, window)
+        path = source_path_m(n, dx, config.object_distance_m)
+        self.register_buffer("source_path_m", None if path is None else path.float(),
+                             persistent=False)
+        self.register_buffer(
+            "wavenumber_per_m",
+            torch.tensor([2 * math.pi / w for w in config.wavelengths_m], dtype=torch.float64),
+            persistent=False,
+        )
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"grid={c.grid_size}, padded={self.propagator.padded_size}, "
+            f"window={self.propagator.window_size}, psf={c.psf_size}, "
+            f"sensor_pitch_um={c.sensor_pitch_m * 1e6:.3g}"
+        )
+
+    def _check_lens(self, lens: Lens) -> None:
+        c, lc = self.config, lens.config
+        if (lc.grid_size, lc.wavelengths_m) != (c.grid_size, c.wavelengths_m):
+            raise ValueError(
+                f"lens grid/wavelengths ({lc.grid_size}, {lc.wavelengths_m}) differ from "
+                f"the PSF's ({c.grid_size}, {c.wavelengths_m})"
+            )
+
+    def pupil_phase(self, lens: Lens) -> torch.Tensor:
+        """Phase of ``t_phi U`` in the lens plane: lens delay plus incoming spherical wave
+        (real, ``C x N x N``)."""
+        self._check_lens(lens)
+        phase = lens.phase_rad()
+        if self.source_path_m is not None:
+            k = self.wavenumber_per_m.to(phase.dtype)[:, None, None]
+            phase = phase + k * self.source_path_m.to(phase.dtype)
+        return phase
+
+    def pupil_field(self, lens: Lens) -> torch.Tensor:
+        """``t_phi U`` in the lens plane (complex, ``C x N x N``)."""
+        phase = self.pupil_phase(lens)
+        return phasor(lens.aperture.to(phase.dtype), phase)
+
+    def sensor_field(self, lens: Lens) -> torch.Tensor:
+        """Complex field on the fine sensor window (``C x W x W``, lens-sample pitch)."""
+        return self.propagator(self.pupil_field(lens))
+
+    def fine_intensity(self, lens: Lens) -> torch.Tensor:
+        """``|U|^2`` on the fine window, in units of the incident intensity (not normalised).
+
+        Sample ``k`` of each axis sits at ``self.propagator.positions_m[k]``.
+        """
+        if self.propagator.method != "fresnel":
+            return torch.view_as_real(self.sensor_field(lens)).square().sum(-1)
+        self._check_lens(lens)
+        height = lens.height_um()
+        dtype = height.dtype
+        geometry: SeparableGeometry = self.propagator.geometry
+        t = self.propagator.transfer_factors(
+            torch.complex128 if dtype == torch.float64 else torch.complex64, height.device
+        )
+        path = None if self.source_path_m is None else self.source_path_m.to(dtype)
+        return _FresnelIntensity.apply(
+            height, lens.phase_per_um.double(), path, self.wavenumber_per_m,
+            lens.aperture.to(dtype), t, geometry,
+        )
+
+    def forward(self, lens: Lens) -> torch.Tensor:
+        """The PSF integrated over the ``K x K`` sensor pixels, each channel summing to 1."""
+        pixels = self.resampler(self.fine_intensity(lens))
+        return pixels / pixels.sum(dim=(-2, -1), keepdim=True)
