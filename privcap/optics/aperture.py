@@ -22,20 +22,33 @@ def grid_coordinates_m(grid_size: int, pitch_m: float) -> np.ndarray:
     return (np.arange(grid_size, dtype=np.float64) - grid_size // 2) * pitch_m
 
 
-def _coverage(grid_size: int, radius_px: float, subsamples: int) -> torch.Tensor:
+def _coverage(
+    grid_size: int, radius_px: float, subsamples: int, block_rows: int = 64
+) -> torch.Tensor:
+    """Covered fraction of each cell, computed ``block_rows`` rows at a time.
+
+    Working in row blocks keeps the float64 temporaries (radius, edge mask) a few hundred
+    kilobytes instead of several ``N x N`` arrays, which matters for the peak memory of the
+    full 896-sample lens.
+    """
     offsets = torch.arange(grid_size, dtype=torch.float64) - grid_size // 2
-    r = torch.hypot(offsets[None, :], offsets[:, None])
-    cover = (r <= radius_px).to(torch.float64)
-    edge = (r - radius_px).abs() < 0.75  # cells the circle may cross (half-diagonal 0.707)
-    del r
-    # the few thousand edge cells in numpy: small arrays, no thread pool involved
-    ey, ex = (offsets[i].numpy() for i in torch.nonzero(edge, as_tuple=True))
+    cover = torch.empty(grid_size, grid_size, dtype=torch.float64)
     sub = (np.arange(subsamples) + 0.5) / subsamples - 0.5
-    x2 = (ex[:, None] + sub[None, :]) ** 2
-    inside = np.zeros_like(ey)
-    for dy in sub:  # one row of sub-samples at a time: O(edge cells x subsamples) memory
-        inside += ((x2 + ((ey + dy) ** 2)[:, None]) <= radius_px**2).sum(axis=1)
-    cover[edge] = torch.from_numpy(inside / subsamples**2)
+    for start in range(0, grid_size, block_rows):
+        rows = offsets[start : start + block_rows]
+        r = torch.hypot(offsets[None, :], rows[:, None])
+        block = (r <= radius_px).to(torch.float64)
+        edge = (r - radius_px).abs() < 0.75  # cells the circle may cross (half-diagonal 0.707)
+        iy, ix = torch.nonzero(edge, as_tuple=True)
+        if iy.numel():
+            # the edge cells in numpy: small arrays, no thread pool involved
+            ey, ex = rows[iy].numpy(), offsets[ix].numpy()
+            x2 = (ex[:, None] + sub[None, :]) ** 2
+            inside = np.zeros_like(ey)
+            for dy in sub:  # one row of sub-samples at a time
+                inside += ((x2 + ((ey + dy) ** 2)[:, None]) <= radius_px**2).sum(axis=1)
+            block[iy, ix] = torch.from_numpy(inside / subsamples**2)
+        cover[start : start + block_rows] = block
     return cover
 
 

@@ -287,28 +287,35 @@ class SeparableGeometry:
 
     def forward_t(
         self, source: RowSource, t: torch.Tensor, out: torch.Tensor,
-        work: list[torch.Tensor],
+        work: list[torch.Tensor], scratch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One ``N x N`` field (rows from ``source``) -> its ``W x W`` window, written
-        *transposed* (``[x, y]`` order) into ``out``."""
-        rows = torch.empty(self.n, self.size, dtype=t.dtype, device=t.device)
+        *transposed* (``[x, y]`` order) into ``out``. ``scratch`` (``N x W`` complex, optional)
+        holds the intermediate result, so that repeated calls allocate nothing large."""
+        rows = scratch if scratch is not None else torch.empty(
+            self.n, self.size, dtype=t.dtype, device=t.device
+        )
         self.rows_forward(source, self.n, t, rows, work)  # (N_y, W_x)
-        cols = rows.transpose(0, 1).contiguous()
-        del rows
-        return self.rows_forward(lambda a, b: cols[a:b], self.size, t, out, work)  # (W_x, W_y)
+        # the second pass reads the columns straight into its work array (no transposed copy)
+        return self.rows_forward(
+            lambda a, b: rows[:, a:b].transpose(0, 1), self.size, t, out, work
+        )  # (W_x, W_y)
 
     def adjoint_t(
         self, grad_t: RowSource, t: torch.Tensor, out: torch.Tensor,
         work: list[torch.Tensor], field: RowSource | None = None, scale: float = 1.0,
+        scratch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Adjoint of :meth:`forward_t`: transposed ``W x W`` gradient (rows from ``grad_t``)
         -> ``N x N`` in ``out`` (field gradient, or accumulated phase gradient when ``field``
-        is given)."""
-        cols = torch.empty(self.size, self.n, dtype=t.dtype, device=t.device)
+        is given). ``scratch`` (``W x N`` complex, optional) holds the intermediate result."""
+        cols = scratch if scratch is not None else torch.empty(
+            self.size, self.n, dtype=t.dtype, device=t.device
+        )
         self.rows_adjoint(grad_t, self.size, t, cols, work)  # (W_x, N_y)
-        rows = cols.transpose(0, 1).contiguous()
-        del cols
-        return self.rows_adjoint(lambda a, b: rows[a:b], self.n, t, out, work, field, scale)
+        return self.rows_adjoint(
+            lambda a, b: cols[:, a:b].transpose(0, 1), self.n, t, out, work, field, scale
+        )
 
 
 class _SeparableFresnel(torch.autograd.Function):

@@ -33,28 +33,45 @@ from privcap.optics.sensor import AreaResampler, pixel_edges
 __all__ = ["FresnelPSF", "source_path_m"]
 
 
-def source_path_m(grid_size: int, pitch_m: float, object_distance_m: float) -> torch.Tensor | None:
-    """Extra path ``sqrt(r^2 + z_o^2) - z_o`` (float64, ``N x N``, metres) of the spherical wave
+def source_path_m(
+    grid_size: int, pitch_m: float, object_distance_m: float,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor | None:
+    """Extra path ``sqrt(r^2 + z_o^2) - z_o`` (``N x N``, metres) of the spherical wave
     from an on-axis point at ``object_distance_m`` across the lens plane; its phase is ``2 pi /
-    lambda`` times this. ``None`` for a plane wave (``math.inf``)."""
+    lambda`` times this. ``None`` for a plane wave (``math.inf``).
+
+    Computed in float64 (a block of rows at a time) and returned as ``dtype``."""
     if math.isinf(object_distance_m):
         return None
     x = torch.from_numpy(grid_coordinates_m(grid_size, pitch_m))
-    r2 = x[None, :] ** 2 + x[:, None] ** 2
     z = object_distance_m
-    return r2 / (torch.sqrt(r2 + z * z) + z)  # written without cancellation
+    out = torch.empty(grid_size, grid_size, dtype=dtype)
+    for a in range(0, grid_size, 128):
+        r2 = x[None, :] ** 2 + x[a : a + 128, None] ** 2
+        out[a : a + 128] = r2 / (torch.sqrt(r2 + z * z) + z)  # written without cancellation
+    return out
+
+
+def _resample_adjoint(resampler: AreaResampler, grad_pixels: torch.Tensor) -> torch.Tensor:
+    """Adjoint of ``resampler`` for one channel: ``K x K`` -> ``W x W`` (no autograd)."""
+    cols = resampler._integrate_adjoint(grad_pixels.transpose(-1, -2))  # (K_x, W_y)
+    return resampler._integrate_adjoint(cols.transpose(-1, -2))  # (W_y, W_x)
 
 
 class _FresnelIntensity(torch.autograd.Function):
     """Lens height (N x N, um) -> sensor intensity (C x W x W) through the separable Fresnel
-    propagation, one wavelength and a few rows at a time.
+    propagation, one wavelength and a few rows at a time; with a ``resampler``, each
+    wavelength's intensity is integrated over the sensor pixels at once (C x K x K), so no
+    ``C x W x W`` array exists in the forward or the backward pass.
 
     The pupil phase of wavelength ``c`` is ``scale[c] h + wavenumber[c] path`` (lens delay
     plus incoming spherical wave), formed row chunk by row chunk and never stored. Only the
-    height (the input) and the complex sensor field are kept for the backward pass, which
-    runs the adjoint propagation: ``dL/du = 2 gI u``, ``dL/dg = P^H dL/du``,
-    ``dL/dphi = Im(dL/dg conj(g))`` with ``g = A exp(i phi)``, ``dL/dh = sum_c scale[c]
-    dL/dphi_c``.
+    height (the input) and the complex sensor field (one ``W x W`` array per wavelength) are
+    kept for the backward pass, which runs the adjoint propagation: ``dL/du = 2 gI u``,
+    ``dL/dg = P^H dL/du``, ``dL/dphi = Im(dL/dg conj(g))`` with ``g = A exp(i phi)``,
+    ``dL/dh = sum_c scale[c] dL/dphi_c`` (``gI`` is the pixel gradient spread back by the
+    adjoint of the resampler when there is one).
     """
 
     @staticmethod
@@ -72,36 +89,53 @@ class _FresnelIntensity(torch.autograd.Function):
         return rows
 
     @staticmethod
-    def forward(ctx, height, scale, path, wavenumber, amplitude, t, geometry):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, height, scale, path, wavenumber, amplitude, t, geometry, resampler
+    ):
         channels, size = scale.shape[0], geometry.size
         work = geometry.workspace(t.dtype, height.device)
-        fields_t = torch.empty(channels, size, size, dtype=t.dtype, device=height.device)
-        intensity = torch.empty(channels, size, size, dtype=height.dtype, device=height.device)
+        fields_t, out = [], []
+        intensity = None  # one W x W buffer, reused by every wavelength when resampling
+        scratch = torch.empty(geometry.n, size, dtype=t.dtype, device=height.device)
         for c in range(channels):
             rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber, amplitude, c)
-            geometry.forward_t(rows, t[c], fields_t[c], work)  # [x, y] order
-            intensity[c] = torch.view_as_real(fields_t[c]).square().sum(-1).transpose(0, 1)
-        ctx.save_for_backward(height, path, amplitude, t, fields_t)
+            u_t = torch.empty(size, size, dtype=t.dtype, device=height.device)
+            geometry.forward_t(rows, t[c], u_t, work, scratch)  # [x, y] order
+            fields_t.append(u_t)
+            if resampler is None or intensity is None:
+                intensity = torch.empty(size, size, dtype=height.dtype, device=height.device)
+            for a in range(0, size, geometry.chunk_rows):  # |u|^2, no full-size temporary
+                b = min(a + geometry.chunk_rows, size)
+                intensity[:, a:b] = torch.view_as_real(u_t[a:b]).square().sum(-1).T
+            out.append(intensity if resampler is None else resampler(intensity))
+        del scratch, intensity
+        ctx.save_for_backward(height, path, amplitude, t, *fields_t)
         ctx.scale, ctx.wavenumber = scale, wavenumber
-        ctx.geometry = geometry
-        return intensity
+        ctx.geometry, ctx.resampler = geometry, resampler
+        return torch.stack(out)
 
     @staticmethod
-    def backward(ctx, grad_intensity):  # type: ignore[override]
-        height, path, amplitude, t, fields_t = ctx.saved_tensors
+    def backward(ctx, grad_out):  # type: ignore[override]
+        height, path, amplitude, t, *fields_t = ctx.saved_tensors
         geo, scale, wavenumber = ctx.geometry, ctx.scale, ctx.wavenumber
         work = geo.workspace(t.dtype, height.device)
         grad_height = torch.zeros_like(height)
+        scratch = torch.empty(geo.size, geo.n, dtype=t.dtype, device=height.device)
         for c in range(scale.shape[0]):
             rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber, amplitude, c)
-            gi_t, u_t = grad_intensity[c].transpose(0, 1), fields_t[c]
+            grad_intensity = (
+                grad_out[c] if ctx.resampler is None
+                else _resample_adjoint(ctx.resampler, grad_out[c])
+            )
+            gi_t, u_t = grad_intensity.transpose(0, 1), fields_t[c]
 
             def grad_field_t(a: int, b: int, gi_t=gi_t, u_t=u_t) -> torch.Tensor:
                 return (2 * gi_t[a:b]) * u_t[a:b]
 
             # accumulates scale[c] Im(dL/dg conj(g)) into grad_height, chunk by chunk
-            geo.adjoint_t(grad_field_t, t[c], grad_height, work, rows, float(scale[c]))
-        return grad_height, None, None, None, None, None, None
+            geo.adjoint_t(grad_field_t, t[c], grad_height, work, rows, float(scale[c]), scratch)
+            del grad_intensity, gi_t
+        return grad_height, None, None, None, None, None, None, None
 
 
 class FresnelPSF(nn.Module):
@@ -134,9 +168,8 @@ class FresnelPSF(nn.Module):
         # fine sample r covers [r - 1/2, r + 1/2); in the window's cell units an edge e
         # (in samples from the axis) sits at e - first + 1/2
         self.resampler = AreaResampler(edges - first + 0.5, window)
-        path = source_path_m(n, dx, config.object_distance_m)
-        self.register_buffer("source_path_m", None if path is None else path.float(),
-                             persistent=False)
+        path = source_path_m(n, dx, config.object_distance_m, dtype=torch.float32)
+        self.register_buffer("source_path_m", path, persistent=False)
         self.register_buffer(
             "wavenumber_per_m",
             torch.tensor([2 * math.pi / w for w in config.wavelengths_m], dtype=torch.float64),
@@ -183,8 +216,13 @@ class FresnelPSF(nn.Module):
 
         Sample ``k`` of each axis sits at ``self.propagator.positions_m[k]``.
         """
+        return self._intensity(lens, None)
+
+    def _intensity(self, lens: Lens, resampler: AreaResampler | None) -> torch.Tensor:
+        """``|U|^2`` on the fine window, integrated by ``resampler`` when one is given."""
         if self.propagator.method != "fresnel":
-            return torch.view_as_real(self.sensor_field(lens)).square().sum(-1)
+            fine = torch.view_as_real(self.sensor_field(lens)).square().sum(-1)
+            return fine if resampler is None else resampler(fine)
         self._check_lens(lens)
         height = lens.height_um()
         dtype = height.dtype
@@ -195,10 +233,10 @@ class FresnelPSF(nn.Module):
         path = None if self.source_path_m is None else self.source_path_m.to(dtype)
         return _FresnelIntensity.apply(
             height, lens.phase_per_um.double(), path, self.wavenumber_per_m,
-            lens.aperture.to(dtype), t, geometry,
+            lens.aperture.to(dtype), t, geometry, resampler,
         )
 
     def forward(self, lens: Lens) -> torch.Tensor:
         """The PSF integrated over the ``K x K`` sensor pixels, each channel summing to 1."""
-        pixels = self.resampler(self.fine_intensity(lens))
+        pixels = self._intensity(lens, self.resampler)  # resampled wavelength by wavelength
         return pixels / pixels.sum(dim=(-2, -1), keepdim=True)
