@@ -1,0 +1,465 @@
+"""Build the book: execute the ordered notebooks with papermill, then render them as HTML.
+
+The committed notebooks in ``notebooks/NN_name.ipynb`` carry no outputs. :func:`build_book`
+executes them in order (working directory = repository top, so every run writes under
+``results/<profile>/``) into ``book/executed/``, hides papermill's injected-parameters cell
+in the rendered page (the ``parameters`` cell stays visible as documentation), writes the
+generated page listing every notebook parameter (``book/_generated/parameters.md``) and
+renders the site with Jupyter Book 1.x into ``book/_build/html`` with warnings as errors.
+
+MathJax is served from the build (``book/_static/mathjax``, copied from the ``mathjax`` npm
+package by ``make mathjax``), so the pages typeset equations without network access.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tokenize
+from collections.abc import Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+
+#: top folder of the repository (the package is installed editable from it)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: data/model profiles every notebook understands (DESIGN sec. 5)
+PROFILES: tuple[str, ...] = ("quick", "coco-mini", "full")
+
+#: tag papermill puts on the cell it injects with the run's parameters
+INJECTED_TAG = "injected-parameters"
+#: tag that makes Jupyter Book drop a cell from the rendered page
+REMOVE_TAG = "remove-cell"
+#: tag of the cell that holds a notebook's default parameters
+PARAMETERS_TAG = "parameters"
+
+_NOTEBOOK_NAME = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
+
+
+def notebooks_dir(root: Path = REPO_ROOT) -> Path:
+    """Folder of the committed (output-free) notebooks."""
+    return root / "notebooks"
+
+
+def executed_dir(root: Path = REPO_ROOT) -> Path:
+    """Folder of the executed notebooks that the book renders (git-ignored)."""
+    return root / "book" / "executed"
+
+
+def parameters_page(root: Path = REPO_ROOT) -> Path:
+    """The generated page that lists every notebook parameter (git-ignored)."""
+    return root / "book" / "_generated" / "parameters.md"
+
+
+def html_dir(root: Path = REPO_ROOT) -> Path:
+    """Folder of the rendered site."""
+    return root / "book" / "_build" / "html"
+
+
+def mathjax_script(root: Path = REPO_ROOT) -> Path:
+    """The MathJax bundle that the pages load from the build (no CDN)."""
+    return root / "book" / "_static" / "mathjax" / "tex-mml-chtml.js"
+
+
+def list_notebooks(root: Path = REPO_ROOT) -> list[Path]:
+    """The book's notebooks ``notebooks/NN_name.ipynb``, in chapter order."""
+    folder = notebooks_dir(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"notebook folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if _NOTEBOOK_NAME.match(p.name))
+
+
+def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
+    """Notebooks named in ``only`` (stem ``02_lens_and_camera``, file name or number ``02``).
+
+    ``None`` or an empty list selects all. An unknown name raises ``ValueError``.
+    """
+    if not only:
+        return list(notebooks)
+    chosen: list[Path] = []
+    for name in only:
+        key = Path(name).name.removesuffix(".ipynb")
+        hits = [p for p in notebooks if p.stem == key or p.stem.split("_", 1)[0] == key]
+        if len(hits) != 1:
+            known = ", ".join(p.stem for p in notebooks) or "(none)"
+            raise ValueError(f"only: no notebook named {name!r}; known notebooks: {known}")
+        if hits[0] not in chosen:
+            chosen.append(hits[0])
+    return sorted(chosen)
+
+
+def notebook_parameters(path: Path) -> dict[str, dict[str, str]]:
+    """Parameters of a notebook's ``parameters`` cell: name -> {type, default, help}.
+
+    Every top-level assignment of the cell is a parameter (papermill's ``-p NAME VALUE``
+    overrides it). ``help`` is the comment at the end of the assignment's first or last line,
+    else the comment lines right above it. Parsed with :mod:`ast`, so defaults that span lines
+    or contain ``=`` are listed too (papermill's own inspection skips those).
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path.name}: expected one cell tagged 'parameters', found {len(cells)}")
+    return parse_parameters(cells[0].source, name=path.name)
+
+
+def parse_parameters(source: str, name: str = "parameters cell") -> dict[str, dict[str, str]]:
+    """Parameters assigned in the Python ``source`` of a parameters cell (see above)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"{name}: the parameters cell is not valid Python: {exc}") from exc
+    lines = source.splitlines()
+    comments = _line_comments(source)
+    params: dict[str, dict[str, str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, annotation = node.targets[0], None
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, annotation = node.target, node.annotation
+        else:
+            continue
+        if not isinstance(target, ast.Name) or node.value is None:
+            continue
+        default = _without_comments(ast.get_source_segment(source, node.value) or "")
+        help_text = comments.get(node.lineno) or comments.get(node.end_lineno or node.lineno)
+        if not help_text:  # comment lines right above the assignment
+            above = []
+            row = node.lineno - 1
+            while row >= 1 and lines[row - 1].lstrip().startswith("#"):
+                above.insert(0, lines[row - 1].strip().lstrip("#").strip())
+                row -= 1
+            help_text = " ".join(above)
+        typed = ast.get_source_segment(source, annotation) if annotation is not None else None
+        params[target.id] = {
+            "type": _type_name(typed, default),
+            "default": " ".join(default.split()),
+            "help": help_text or "",
+        }
+    return params
+
+
+def _line_comments(source: str) -> dict[int, str]:
+    """Line number -> text of a comment that follows code on that line."""
+    found: dict[int, str] = {}
+    code_lines: set[int] = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            if tok.start[0] in code_lines:
+                found[tok.start[0]] = tok.string.lstrip("#").strip()
+        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            code_lines.add(tok.start[0])
+    return found
+
+
+def _without_comments(code: str) -> str:
+    """``code`` with its comments blanked out (a default written over several lines)."""
+    if "#" not in code:
+        return code
+    lines = code.splitlines()
+    try:
+        comments = [
+            t for t in tokenize.generate_tokens(io.StringIO(code).readline)
+            if t.type == tokenize.COMMENT
+        ]  # fmt: skip
+    except (tokenize.TokenError, SyntaxError):
+        return code
+    for tok in comments:
+        row, col = tok.start
+        lines[row - 1] = lines[row - 1][:col]
+    return " ".join(" ".join(lines).split()).replace("( ", "(").replace(", )", ",)")
+
+
+def _type_name(annotated: str | None, default: str) -> str:
+    """The annotated type of a parameter, else the type of its literal default."""
+    if annotated:
+        return annotated
+    try:
+        return type(ast.literal_eval(default)).__name__
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return "expression"
+
+
+def _cell_text(value: str) -> str:
+    """Escape a value for one cell of a Markdown table."""
+    return " ".join(value.split()).replace("|", "\\|")
+
+
+def _code_span(value: str) -> str:
+    """A Markdown inline code span holding ``value`` even when it contains backticks."""
+    value = " ".join(value.split()).replace("|", "\\|")
+    fence = "``" if "`" in value else "`"
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def render_parameters_page(notebooks: Sequence[Path], root: Path = REPO_ROOT) -> str:
+    """Markdown of the parameters page, generated from the notebooks' ``parameters`` cells."""
+    lines = [
+        "# Notebook parameters",
+        "",
+        "Every chapter starts with a code cell tagged `parameters` that holds its tunable",
+        "values. This page is generated from those cells when the book is built, so it always",
+        "matches the notebooks. Override any value for a one-off run with papermill, for",
+        "example",
+        "",
+        "```bash",
+        "papermill notebooks/02_lens_and_camera.ipynb out.ipynb -p profile full",
+        "```",
+        "",
+        "or rebuild chapters of the book with another profile:",
+        "`privcap book --profile coco-mini --only 03`.",
+        "",
+    ]
+    manifest = _read_manifest(root)
+    for nb in notebooks:
+        params = notebook_parameters(nb)
+        lines += [f"## {nb.stem}", ""]
+        run = manifest.get(nb.stem)
+        where = f"`notebooks/{nb.name}`"
+        if run:
+            where += f"; the page in this build ran with profile `{run['profile']}`"
+        lines += [f"Chapter: {{doc}}`../executed/{nb.stem}` ({where}).", ""]
+        if not params:
+            lines += ["This notebook has no parameters.", ""]
+            continue
+        lines += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+        for name, p in params.items():
+            lines.append(
+                f"| `{name}` | {_cell_text(p['type'])} | {_code_span(p['default'])} "
+                f"| {_cell_text(p['help'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds it (keeps incremental builds cheap)."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def _manifest_path(root: Path) -> Path:
+    return executed_dir(root) / "manifest.json"
+
+
+def _read_manifest(root: Path) -> dict[str, dict]:
+    path = _manifest_path(root)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def hide_injected_parameters(path: Path) -> int:
+    """Tag papermill's injected-parameters cell(s) of an executed notebook ``remove-cell``.
+
+    Returns how many cells were tagged. The ``parameters`` cell is left untouched.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    count = 0
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if INJECTED_TAG in tags:
+            count += 1
+            if REMOVE_TAG not in tags:
+                tags.append(REMOVE_TAG)
+    nbformat.write(nb, str(path))
+    return count
+
+
+def execute_notebook(
+    src: Path,
+    dst: Path,
+    profile: str = "quick",
+    kernel_name: str = "python3",
+    cwd: Path = REPO_ROOT,
+) -> float:
+    """Execute ``src`` into ``dst`` with papermill (parameter ``profile``); seconds taken.
+
+    A failing cell raises ``RuntimeError`` naming the notebook, the cell and the error; the
+    partly executed copy with the traceback stays at ``dst``.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(dst),
+            parameters={"profile": profile},
+            kernel_name=kernel_name,
+            cwd=str(cwd),
+            progress_bar=True,
+            log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        hide_injected_parameters(dst)
+        raise RuntimeError(
+            f"notebook {src.name} failed at In [{exc.exec_count}] "
+            f"({exc.ename}: {exc.evalue}); executed copy with the traceback: {dst}"
+        ) from exc
+    seconds = time.perf_counter() - start
+    hidden = hide_injected_parameters(dst)
+    if hidden != 1:
+        raise RuntimeError(f"notebook {src.name}: expected 1 injected-parameters cell, {hidden}")
+    return seconds
+
+
+class _ResourceFinder(HTMLParser):
+    """Collects the URLs a page loads by itself (scripts, stylesheets, images, frames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "audio", "video") and a.get("src"):
+            self.urls.append(a["src"] or "")
+        if tag == "link" and a.get("href"):
+            rel = (a.get("rel") or "").lower()
+            if any(r in rel for r in ("stylesheet", "preload", "modulepreload", "icon")):
+                self.urls.append(a["href"] or "")
+
+
+def external_resources(site: Path) -> dict[str, list[str]]:
+    """Page -> URLs on other hosts that it would load (empty when the site is offline)."""
+    found: dict[str, list[str]] = {}
+    for page in sorted(site.rglob("*.html")):
+        finder = _ResourceFinder()
+        finder.feed(page.read_text(encoding="utf-8", errors="replace"))
+        remote = [u for u in finder.urls if re.match(r"^(https?:)?//", u)]
+        if remote:
+            found[str(page.relative_to(site))] = remote
+    return found
+
+
+def _jupyter_book_command() -> list[str]:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found is None:
+        raise FileNotFoundError("jupyter-book not found next to Python or on PATH")
+    return [found]
+
+
+def render_html(root: Path = REPO_ROOT) -> Path:
+    """Render the site with Jupyter Book 1.x, warnings as errors; returns the HTML folder.
+
+    Every page is re-read (``--all``) so that a warning can never hide in a cached page. The
+    build's output also goes to ``book/_build/build.log``.
+    """
+    if not mathjax_script(root).exists():
+        raise FileNotFoundError(
+            f"MathJax not found: {mathjax_script(root)} (run `make mathjax`, which installs "
+            "the mathjax npm package and copies it there)"
+        )
+    cmd = _jupyter_book_command() + [
+        "build", str(root), "--path-output", str(root / "book"),
+        "-W", "-n", "--keep-going", "--all",
+    ]  # fmt: skip
+    log_path = root / "book" / "_build" / "build.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    warnings = 0
+    with log_path.open("w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+            if "WARNING" in line or "ERROR" in line:
+                warnings += 1
+        rc = proc.wait()
+    if rc != 0 or warnings:
+        raise RuntimeError(
+            f"jupyter-book build failed (exit {rc}, {warnings} warning/error lines; warnings "
+            f"are errors): see {log_path}"
+        )
+    site = html_dir(root)
+    remote = external_resources(site)
+    if remote:
+        raise RuntimeError(f"the built pages load resources from other hosts: {remote}")
+    return site
+
+
+def build_book(
+    profile: str = "quick",
+    only: Sequence[str] | None = None,
+    html: bool = True,
+    *,
+    root: Path = REPO_ROOT,
+    kernel_name: str = "python3",
+) -> dict[str, float]:
+    """Execute the notebooks in order with papermill, then render the book.
+
+    Parameters
+    ----------
+    profile:
+        Data/model profile passed to every notebook as the papermill parameter ``profile``
+        (one of :data:`PROFILES`).
+    only:
+        Names of the notebooks to execute (``02``, ``02_lens_and_camera`` or the file
+        name); default all. The others keep their previous executed copy; one that has
+        none is copied without outputs, and the count is reported.
+    html:
+        Also render the HTML site (``book/_build/html``) with warnings as errors.
+
+    Returns notebook name -> seconds its execution took.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    notebooks = list_notebooks(root)
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks NN_name.ipynb in {notebooks_dir(root)}")
+    chosen = select_notebooks(notebooks, only)
+    out_dir = executed_dir(root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    env_backend = os.environ.pop("MPLBACKEND", None)
+    if env_backend is not None:
+        print(f"MPLBACKEND={env_backend} unset for the kernels (figures must stay inline)")
+
+    manifest = _read_manifest(root)
+    timings: dict[str, float] = {}
+    total = time.perf_counter()
+    for i, nb in enumerate(chosen, 1):
+        print(f"[{i}/{len(chosen)}] executing {nb.name} (profile {profile}) ...", flush=True)
+        seconds = execute_notebook(nb, out_dir / nb.name, profile, kernel_name, cwd=root)
+        timings[nb.stem] = seconds
+        manifest[nb.stem] = {"profile": profile, "seconds": round(seconds, 1)}
+        print(f"[{i}/{len(chosen)}] {nb.name} done in {seconds:.0f} s", flush=True)
+        _write_if_changed(_manifest_path(root), json.dumps(manifest, indent=2) + "\n")
+
+    unexecuted = [nb for nb in notebooks if not (out_dir / nb.name).exists()]
+    for nb in unexecuted:
+        shutil.copyfile(nb, out_dir / nb.name)
+    if unexecuted:
+        names = ", ".join(nb.stem for nb in unexecuted)
+        print(f"{len(unexecuted)} notebook(s) never executed, shown without outputs: {names}")
+    if chosen:
+        print(f"executed {len(chosen)} notebook(s) in {time.perf_counter() - total:.0f} s")
+
+    page = parameters_page(root)
+    _write_if_changed(page, render_parameters_page(notebooks, root))
+    print(f"parameters page: {page}")
+    if html:
+        site = render_html(root)
+        print(f"book: {site / 'index.html'}")
+    return timings
