@@ -35,3 +35,18 @@ def repo_root() -> Path:
 def coco_mini_dir() -> Path:
     """``../shared/data/coco-mini``: 159 COCO val2017 images with the official captions."""
     return require_shared(SHARED_DATA / "coco-mini")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's torch work on one thread, then restore the previous setting.
+
+    Tests check values, not speed; one thread avoids oversubscribing a shared machine,
+    where spinning OpenMP workers can make small operations many times slower.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

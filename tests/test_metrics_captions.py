@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import stat
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -281,13 +282,27 @@ def _fake_java(folder: Path, body: str) -> Path:
     return script
 
 
-def _gone_or_zombie(pid: int) -> bool:
+def _gone_or_zombie(pid: int, wait_s: float = 5.0) -> bool:
+    """True once ``pid`` has exited (or is a zombie) within ``wait_s`` seconds.
+
+    A SIGKILL sent to a process group is delivered asynchronously: a grandchild of the
+    killed leader may still be listed for a moment on a busy machine, so poll briefly.
+    """
     status = Path(f"/proc/{pid}/status")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return status.exists() and "\nState:\tZ" in status.read_text()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            if "\nState:\tZ" in status.read_text():
+                return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("meteor", [True, False])

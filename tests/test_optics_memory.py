@@ -17,13 +17,7 @@ from privcap.optics import (
 )
 from privcap.optics.convolution import padded_shape
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def plain_fft_convolve(images: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:

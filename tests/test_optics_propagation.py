@@ -18,13 +18,7 @@ from privcap.optics.validation import (
     simulate_on_axis_intensity,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # small FFTs: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_analytic_constants():

@@ -27,13 +27,7 @@ def low_resolution_camera(factor: int):
     return camera
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Train on one thread (the machine is shared; results are then reproducible)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ import io
 import json
 import os
 import statistics
+import sys
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,11 @@ def pycocoevalcap_sequence(
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    gts = PTBTokenizer().tokenize(
-        {i: [{"caption": c} for c in refs] for i, refs in references.items()}
-    )
-    res = PTBTokenizer().tokenize({i: [{"caption": c}] for i, c in candidates.items()})
+    with _quiet_stderr_fd():  # the tokenizer JVM logs its speed on the inherited stderr
+        gts = PTBTokenizer().tokenize(
+            {i: [{"caption": c} for c in refs] for i, refs in references.items()}
+        )
+        res = PTBTokenizer().tokenize({i: [{"caption": c}] for i, c in candidates.items()})
     with redirect_stdout(io.StringIO()):
         bleu, _ = Bleu(4).compute_score(gts, res)
     scorer = Meteor()
@@ -110,6 +112,20 @@ def pycocoevalcap_sequence(
     values = [*bleu, meteor, rouge, cider]
     return dict(zip(CAPTION_METRICS, (float(v) for v in values), strict=True))
 
+
+
+@contextmanager
+def _quiet_stderr_fd() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (child processes inherit it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
