@@ -36,12 +36,17 @@ def time_call(
         start = time.perf_counter()
         fn()
         times_s.append(time.perf_counter() - start)
+    return _summary(times_s, what, warmup)
+
+
+def _summary(times_s: list[float], what: str, warmup: int) -> dict[str, Any]:
+    """Measurement dict of repeated timings: median, min, max and the raw times."""
     return {
         "what": what,
         "median_s": statistics.median(times_s),
         "min_s": min(times_s),
         "max_s": max(times_s),
-        "repeats": repeats,
+        "repeats": len(times_s),
         "warmup": warmup,
         "times_s": times_s,
     }
@@ -105,18 +110,7 @@ def time_forward_backward(
         one_run()
     runs = [one_run() for _ in range(repeats)]
 
-    def measurement(times_s: list[float], label: str) -> dict[str, Any]:
-        return {
-            "what": f"{what} ({label})",
-            "median_s": statistics.median(times_s),
-            "min_s": min(times_s),
-            "max_s": max(times_s),
-            "repeats": repeats,
-            "warmup": warmup,
-            "times_s": times_s,
-        }
-
     return (
-        measurement([r[0] for r in runs], "forward, autograd recording"),
-        measurement([r[1] for r in runs], "forward + backward"),
+        _summary([r[0] for r in runs], f"{what} (forward, autograd recording)", warmup),
+        _summary([r[1] for r in runs], f"{what} (forward + backward)", warmup),
     )
