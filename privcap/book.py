@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
+from privcap.profiles import PROFILES as PROFILES  # data/model profiles of every notebook
+from privcap.profiles import check_profile
+
 #: top folder of the repository (the package is installed editable from it)
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-#: data/model profiles every notebook understands (DESIGN sec. 5)
-PROFILES: tuple[str, ...] = ("quick", "coco-mini", "full")
 
 #: tag papermill puts on the cell it injects with the run's parameters
 INJECTED_TAG = "injected-parameters"
@@ -228,6 +228,8 @@ def render_parameters_page(notebooks: Sequence[Path], root: Path = REPO_ROOT) ->
         where = f"`notebooks/{nb.name}`"
         if run:
             where += f"; the page in this build ran with profile `{run['profile']}`"
+            if run.get("smoke"):
+                where += " at smoke size (tiny test run: its numbers are not meaningful)"
         lines += [f"Chapter: {{doc}}`../executed/{nb.stem}` ({where}).", ""]
         if not params:
             lines += ["This notebook has no parameters.", ""]
@@ -285,8 +287,13 @@ def execute_notebook(
     profile: str = "quick",
     kernel_name: str = "python3",
     cwd: Path = REPO_ROOT,
+    smoke: bool = False,
 ) -> float:
-    """Execute ``src`` into ``dst`` with papermill (parameter ``profile``); seconds taken.
+    """Execute ``src`` into ``dst`` with papermill (parameters ``profile`` and ``smoke``);
+    seconds taken.
+
+    ``smoke=True`` asks the notebook for its tiny sizes (the test suite's run): numbers are
+    then not meaningful and the notebook skips its checks of the prose's claims.
 
     A failing cell raises ``RuntimeError`` naming the notebook, the cell and the error; the
     partly executed copy with the traceback stays at ``dst``.
@@ -300,7 +307,7 @@ def execute_notebook(
         papermill.execute_notebook(
             str(src),
             str(dst),
-            parameters={"profile": profile},
+            parameters={"profile": profile, "smoke": bool(smoke)},
             kernel_name=kernel_name,
             cwd=str(cwd),
             progress_bar=True,
@@ -399,11 +406,48 @@ def render_html(root: Path = REPO_ROOT) -> Path:
     return site
 
 
+def book_times_path(root: Path = REPO_ROOT) -> Path:
+    """``results/book_times.json``: seconds each notebook took in the latest build."""
+    from privcap.paths import RESULTS_ENV
+
+    base = Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else root / "results"
+    return base / "book_times.json"
+
+
+def write_book_times(
+    timings: dict[str, float], profile: str, smoke: bool, html_seconds: float | None,
+    root: Path = REPO_ROOT,
+) -> Path:
+    """Merge this build's per-notebook seconds into :func:`book_times_path` (atomic write).
+
+    Notebooks not executed in this build keep their previous entry; the file records the
+    profile and mode of each entry, and the total of the latest full build."""
+    path = book_times_path(root)
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    notebooks = dict(old.get("notebooks", {}))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for name, seconds in timings.items():
+        notebooks[name] = {"seconds": round(seconds, 1), "profile": profile, "smoke": smoke,
+                           "finished": stamp}
+    data = {
+        "notebooks": dict(sorted(notebooks.items())),
+        "html_seconds": None if html_seconds is None else round(html_seconds, 1),
+        "total_seconds": round(sum(v["seconds"] for v in notebooks.values())
+                               + (html_seconds or 0.0), 1),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def build_book(
     profile: str = "quick",
     only: Sequence[str] | None = None,
     html: bool = True,
     *,
+    smoke: bool = False,
     root: Path = REPO_ROOT,
     kernel_name: str = "python3",
 ) -> dict[str, float]:
@@ -420,11 +464,14 @@ def build_book(
         none is copied without outputs, and the count is reported.
     html:
         Also render the HTML site (``book/_build/html``) with warnings as errors.
+    smoke:
+        Run every notebook at its tiny test size (papermill parameter ``smoke``): the
+        site is complete, but its numbers are not meaningful (the test suite's build).
 
-    Returns notebook name -> seconds its execution took.
+    Returns notebook name -> seconds its execution took; they are also printed as a
+    table and merged into ``results/book_times.json``.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    check_profile(profile)
     notebooks = list_notebooks(root)
     if not notebooks:
         raise FileNotFoundError(f"no notebooks NN_name.ipynb in {notebooks_dir(root)}")
@@ -440,10 +487,12 @@ def build_book(
     timings: dict[str, float] = {}
     total = time.perf_counter()
     for i, nb in enumerate(chosen, 1):
-        print(f"[{i}/{len(chosen)}] executing {nb.name} (profile {profile}) ...", flush=True)
-        seconds = execute_notebook(nb, out_dir / nb.name, profile, kernel_name, cwd=root)
+        mode = f"profile {profile}" + (", smoke" if smoke else "")
+        print(f"[{i}/{len(chosen)}] executing {nb.name} ({mode}) ...", flush=True)
+        seconds = execute_notebook(nb, out_dir / nb.name, profile, kernel_name, cwd=root,
+                                   smoke=smoke)
         timings[nb.stem] = seconds
-        manifest[nb.stem] = {"profile": profile, "seconds": round(seconds, 1)}
+        manifest[nb.stem] = {"profile": profile, "smoke": smoke, "seconds": round(seconds, 1)}
         print(f"[{i}/{len(chosen)}] {nb.name} done in {seconds:.0f} s", flush=True)
         _write_if_changed(_manifest_path(root), json.dumps(manifest, indent=2) + "\n")
 
@@ -459,7 +508,20 @@ def build_book(
     page = parameters_page(root)
     _write_if_changed(page, render_parameters_page(notebooks, root))
     print(f"parameters page: {page}")
+    html_seconds = None
     if html:
+        start = time.perf_counter()
         site = render_html(root)
+        html_seconds = time.perf_counter() - start
         print(f"book: {site / 'index.html'}")
+    if timings:
+        times_path = write_book_times(timings, profile, smoke, html_seconds, root)
+        width = max(len(name) for name in timings)
+        print("time per notebook:")
+        for name, seconds in timings.items():
+            print(f"  {name:<{width}}  {seconds:7.1f} s")
+        if html_seconds is not None:
+            print(f"  {'HTML':<{width}}  {html_seconds:7.1f} s")
+        print(f"  {'total':<{width}}  {sum(timings.values()) + (html_seconds or 0):7.1f} s"
+              f"  ({times_path})")
     return timings

