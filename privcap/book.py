@@ -281,6 +281,24 @@ def hide_injected_parameters(path: Path) -> int:
     return count
 
 
+SMOKE_NOTE = (
+    ":::{warning}\nThis page was executed at *smoke size* (tiny data and models, the test "
+    "suite's run): the code and figures are the real ones, but its numbers are not "
+    "meaningful. `make book` builds it at full size.\n:::"
+)
+
+
+def mark_smoke_run(path: Path) -> None:
+    """Put :data:`SMOKE_NOTE` right after the title cell of an executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cell = nbformat.v4.new_markdown_cell(SMOKE_NOTE)
+    cell.metadata["tags"] = ["smoke-note"]
+    nb.cells.insert(1, cell)
+    nbformat.write(nb, str(path))
+
+
 def execute_notebook(
     src: Path,
     dst: Path,
@@ -320,6 +338,8 @@ def execute_notebook(
             f"({exc.ename}: {exc.evalue}); executed copy with the traceback: {dst}"
         ) from exc
     seconds = time.perf_counter() - start
+    if smoke:
+        mark_smoke_run(dst)
     hidden = hide_injected_parameters(dst)
     if hidden != 1:
         raise RuntimeError(f"notebook {src.name}: expected 1 injected-parameters cell, {hidden}")
@@ -482,6 +502,35 @@ def build_book(
     env_backend = os.environ.pop("MPLBACKEND", None)
     if env_backend is not None:
         print(f"MPLBACKEND={env_backend} unset for the kernels (figures must stay inline)")
+    from privcap.paths import RESULTS_ENV
+
+    previous_results = os.environ.get(RESULTS_ENV)
+    if smoke:  # tiny runs never overwrite the results of real ones
+        os.environ[RESULTS_ENV] = str(smoke_results_root(root))
+        print(f"smoke run: results go to {os.environ[RESULTS_ENV]}")
+    try:
+        return _build(profile, notebooks, chosen, out_dir, html, smoke, root, kernel_name)
+    finally:
+        if smoke:
+            if previous_results is None:
+                os.environ.pop(RESULTS_ENV, None)
+            else:
+                os.environ[RESULTS_ENV] = previous_results
+
+
+def smoke_results_root(root: Path = REPO_ROOT) -> Path:
+    """Where a smoke build's notebooks write (``results/smoke``), apart from real runs."""
+    from privcap.paths import RESULTS_ENV
+
+    base = Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else root / "results"
+    return base if base.name == "smoke" else base / "smoke"
+
+
+def _build(
+    profile: str, notebooks: list[Path], chosen: list[Path], out_dir: Path, html: bool,
+    smoke: bool, root: Path, kernel_name: str,
+) -> dict[str, float]:
+    """Execute ``chosen`` and render (the body of :func:`build_book`)."""
 
     manifest = _read_manifest(root)
     timings: dict[str, float] = {}

@@ -174,3 +174,27 @@ def test_external_resources_found(tmp_path: Path) -> None:
 def test_render_html_needs_mathjax(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="make mathjax"):
         book.render_html(tmp_path)
+
+
+def test_smoke_build_passes_smoke_writes_apart_and_marks_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PRIVCAP_RESULTS", raising=False)
+    write_notebook(
+        tmp_path / "notebooks" / "01_only.ipynb",
+        'profile = "quick"  # which profile\nsmoke = False  # tiny sizes',
+        'import json, os, pathlib\nroot = pathlib.Path(os.environ.get("PRIVCAP_RESULTS", '
+        '"results"))\n(root / profile).mkdir(parents=True, exist_ok=True)\n'
+        '(root / profile / "run.json").write_text(json.dumps({"smoke": smoke}))',
+    )
+    timings = book.build_book(root=tmp_path, html=False, smoke=True)
+    assert list(timings) == ["01_only"]
+    written = json.loads((tmp_path / "results" / "smoke" / "quick" / "run.json").read_text())
+    assert written == {"smoke": True}
+    assert not (tmp_path / "results" / "quick").exists()  # real results untouched
+    assert "PRIVCAP_RESULTS" not in __import__("os").environ  # restored after the build
+    nb = nbformat.read(str(tmp_path / "book" / "executed" / "01_only.ipynb"), as_version=4)
+    assert "smoke size" in nb.cells[1].source and nb.cells[0].source.startswith("# ")
+    times = json.loads((tmp_path / "results" / "smoke" / "book_times.json").read_text())
+    assert times["notebooks"]["01_only"]["smoke"] is True
+    assert times["notebooks"]["01_only"]["seconds"] >= 0

@@ -110,6 +110,17 @@ def test_parameters_include_profile_and_are_documented(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_parameters_include_profile_and_smoke(path: Path) -> None:
+    """``privcap book`` passes ``profile``, and ``smoke=True`` for the test suite's run."""
+    params = notebook_parameters(path)
+    missing = [name for name in ("profile", "smoke") if name not in params]
+    assert missing == [], f"{path.name}: parameters cell lacks {missing}"
+    assert params["smoke"]["default"] == "False", (
+        f"{path.name}: smoke must default to False (the book's run), got {params['smoke']}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_is_thin(path: Path) -> None:
     nb = read(path)
     found = [
