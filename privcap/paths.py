@@ -22,3 +22,15 @@ def results_dir(profile: str, *parts: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: environment variable naming another COCO-format folder for the ``coco-mini`` data
+COCO_MINI_ENV = "PRIVCAP_COCO_MINI"
+
+
+def shared_coco_mini_dir() -> Path:
+    """The real COCO images of the ``coco-mini`` profile: ``$PRIVCAP_COCO_MINI``, else
+    ``../shared/data/coco-mini`` beside the repository (never part of the project)."""
+    if os.environ.get(COCO_MINI_ENV):
+        return Path(os.environ[COCO_MINI_ENV])
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco-mini"

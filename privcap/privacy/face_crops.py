@@ -312,3 +312,25 @@ def portrait_face_crops(size: int = 128,
         images.append(crop_square(photos[name], box, size))
         info.append(FaceCrop(name, -1, -1, name, box))
     return FaceCrops(torch.stack(images), info)
+
+
+def face_gallery(size: int = 128, coco_dir: str | os.PathLike[str] | None = None,
+                 max_coco_faces: int | None = None) -> tuple[FaceCrops, str]:
+    """The faces the privacy measurements use, and a one-line description of them.
+
+    The bundled portraits always; then the people of a COCO folder with person keypoints
+    (default :func:`privcap.paths.shared_coco_mini_dir`) when that folder exists. Without
+    it (a machine without the shared data) only the portraits are used, and the
+    description says so.
+    """
+    from privcap.paths import shared_coco_mini_dir
+
+    crops = portrait_face_crops(size)
+    root = Path(coco_dir) if coco_dir is not None else shared_coco_mini_dir()
+    if coco_dir is None and not root.is_dir():
+        return crops, (f"{len(crops)} bundled portraits (no COCO folder at {root}: "
+                       "COCO faces left out)")
+    coco = coco_face_crops(root, size=size, max_faces=max_coco_faces)
+    return (crops + coco,
+            f"{len(crops)} bundled portraits and {len(coco)} face-centred crops of the "
+            f"people of {root.name}")
