@@ -16,9 +16,10 @@ import pytest
 import torch
 
 import privcap.bench as bench
+import privcap.bench.optics as bench_optics
 from privcap.bench import load_bench, merge_sections, run_bench
 from privcap.bench.baselines import _box_resample_matrix, direct_conv2d
-from privcap.bench.memory import peak_rss_in_subprocess
+from privcap.bench.memory import peak_rss_in_subprocess, peak_rss_in_subprocesses
 from privcap.bench.report import (
     format_bytes,
     format_ratio,
@@ -27,7 +28,11 @@ from privcap.bench.report import (
     plot_comparison,
     to_markdown,
 )
-from privcap.bench.timing import time_call, time_forward_backward
+from privcap.bench.timing import (
+    time_call,
+    time_forward_backward,
+    time_forward_backward_interleaved,
+)
 from privcap.cli import main
 
 HEADLINE_RATIOS = (
@@ -41,29 +46,60 @@ HEADLINE_RATIOS = (
     "memory_ratio_to_authors",
 )
 
+#: ratio to the authors' camera -> (numerator, denominator) measurements of the same run
+AUTHORS_RATIOS = {
+    "speedup_vs_authors_psf": (
+        "authors_algorithm_full_psf_forward", "privcap_full_psf_forward", "median_s"),
+    "speedup_vs_authors_psf_backward": (
+        "authors_algorithm_full_psf_forward_backward", "privcap_full_psf_forward_backward",
+        "median_s"),
+    "speedup_vs_authors_camera": (
+        "authors_algorithm_full_camera_forward_backward", "privcap_full_camera_forward_backward",
+        "median_s"),
+    "speedup_vs_authors_basis": (
+        "authors_algorithm_full_basis_build", "privcap_full_build", "median_s"),
+    "memory_ratio_to_authors": (
+        "privcap_full_camera_peak_rss", "authors_algorithm_full_camera_peak_rss",
+        "peak_rss_bytes"),
+    "memory_ratio_to_authors_above_imports": (
+        "privcap_full_camera_peak_rss", "authors_algorithm_full_camera_peak_rss",
+        "task_rss_bytes"),
+}
 
-# ----------------------------------------------------------------- the real quick run
+#: quoted numbers planted in place of the real ones: a ratio built from them would show
+POISONED_REFERENCE = {
+    "psf_forward_s": 1234.5,
+    "psf_forward_backward_s": 2345.6,
+    "camera_forward_backward_8x3x256x256_s": 3456.7,
+    "resident_memory_bytes": 4.5678e15,
+    "basis_build_s": 5678.9,
+}
+
+
+# ----------------------------------------------------------------- the real smoke run
 
 
 @pytest.fixture(scope="module")
-def quick_optics(tmp_path_factory):
-    """One quick run of the optics section (about 30 s), on one torch thread: the test
-    machine is shared, and two OpenMP threads on busy cores slow some baselines tenfold."""
+def smoke_optics(tmp_path_factory):
+    """One smoke run of the optics section (tiny geometries, seconds), on one torch thread
+    (the test machine is shared), with the quoted reference numbers of the authors' code
+    replaced by absurd values: no ratio may change because of them."""
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = run_bench(["optics"], out_path=out, quick=True, echo=False)
-    finally:
-        torch.set_num_threads(threads)
+    reference = {**bench_optics.AUTHORS_RELEASED_REFERENCE, **POISONED_REFERENCE}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench_optics, "AUTHORS_RELEASED_REFERENCE", reference)
+        result = run_bench(["optics"], out_path=out, smoke=True, echo=False, threads=1)
+    assert torch.get_num_threads() == threads  # restored after the run
     return out, result
 
 
-def test_quick_optics_bench_writes_top_level_ratios(quick_optics):
-    out, result = quick_optics
+def test_smoke_optics_bench_writes_top_level_ratios(smoke_optics):
+    out, result = smoke_optics
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data == json.loads(json.dumps(result))
-    assert data["quick"] is True
+    assert data["smoke"] is True and data["quick"] is True
+    assert any("SMOKE" in note for note in data["notes"])
     for key in HEADLINE_RATIOS:
         value = data[key]
         assert isinstance(value, float), key
@@ -74,42 +110,56 @@ def test_quick_optics_bench_writes_top_level_ratios(quick_optics):
         value = data[key]
         expected = value >= target["value"] if target["op"] == ">=" else value <= target["value"]
         assert target["met"] is expected, key
+    assert data["targets"]["speedup_vs_authors_camera"]["value"] == 10.0
+    assert data["targets"]["memory_ratio_to_authors"] == {
+        "op": "<=", "value": 0.25, "met": data["memory_ratio_to_authors"] <= 0.25}
 
 
-def test_quick_optics_bench_ratios_follow_from_measurements(quick_optics):
-    _, data = quick_optics
+def test_authors_ratios_divide_measurements_of_the_same_run(smoke_optics):
+    _, data = smoke_optics
     m = data["sections"]["optics"]["measurements"]
+    # the quoted numbers travel as reference text only (here: the planted values)...
     ref = data["reference_authors_released_code"]
-    assert ref["psf_forward_s"] == 1.4 and ref["basis_build_s"] == 56.0
-    assert ref["resident_memory_bytes"] == 3.4e9
-    assert "NOT measured" in ref["source"]
-    assert data["speedup_vs_authors_psf"] == pytest.approx(
-        1.4 / m["privcap_full_psf_forward"]["median_s"]
-    )
-    assert data["speedup_vs_direct_conv"] == pytest.approx(
-        m["direct_conv_full_forward_backward"]["median_s"]
-        / m["privcap_full_conv_forward_backward"]["median_s"]
-    )
-    assert data["memory_ratio_to_authors"] == pytest.approx(
-        m["privcap_full_camera_peak_rss"]["peak_rss_bytes"] / 3.4e9
-    )
-    # the quick run estimates the direct convolution, and says so
-    assert m["direct_conv_full_forward_backward"]["estimated"] is True
-    assert any("ESTIMATED" in note for note in data["notes"])
-    # the memory probe saw the camera's work above the imports
-    assert m["privcap_full_camera_peak_rss"]["task_rss_bytes"] > 50e6
+    assert {k: ref[k] for k in POISONED_REFERENCE} == POISONED_REFERENCE
+    assert "used by no ratio" in ref["source"]
+    planted = set(POISONED_REFERENCE.values())
+    # ...and every ratio to the authors is a quotient of two measurements of this run
+    for key, (top, bottom, field) in AUTHORS_RATIOS.items():
+        assert data[key] == pytest.approx(m[top][field] / m[bottom][field], rel=1e-12), key
+        assert m[top][field] not in planted and m[bottom][field] not in planted
+    for key in data["ratio_keys"]:
+        for value in planted:
+            assert data[key] != pytest.approx(value / 1, rel=1e-3)
+    # the head-to-head timings were interleaved: same repeats for privcap and the authors
+    for stage in ("psf_forward", "psf_forward_backward", "camera_forward_backward"):
+        ours, theirs = m[f"privcap_full_{stage}"], m[f"authors_algorithm_full_{stage}"]
+        assert ours["repeats"] == theirs["repeats"] >= 1
+        assert ours["warmup"] == theirs["warmup"]
+    # both memory probes ran a fresh process, the authors' with their dense basis loaded
+    basis = m["authors_algorithm_full_camera_peak_rss"]["result"]["volume_bytes"]
+    assert basis == 21 * 64 * 64 * 4  # smoke-full: 21 terms on the 64-sample lens
+    for key in ("privcap_full_camera_peak_rss", "authors_algorithm_full_camera_peak_rss"):
+        assert m[key]["peak_rss_bytes"] >= m[key]["baseline_rss_bytes"] > 0
 
 
-def test_quick_optics_bench_baselines_compute_the_same_thing(quick_optics):
-    _, data = quick_optics
+def test_smoke_optics_bench_baselines_compute_the_same_thing(smoke_optics):
+    _, data = smoke_optics
     m = data["sections"]["optics"]["measurements"]
     # FFT convolution and direct conv2d agree; prysm's PSF matches privcap's (same physics)
     assert m["check_fft_vs_direct_conv"]["max_relative_difference"] < 1e-4
     assert m["prysm_quick_psf_forward"]["l1_difference_to_privcap_psf"] < 0.05
+    # the authors' algorithm: the same PSF up to its binning offset, padding and aperture
+    check = m["check_authors_vs_privcap_psf"]
+    assert 0 < check["l1_difference"] < 0.6
+    assert check["max_centroid_offset_px"] < 1.0
+    # the quick run is the same comparison on the real geometry, batch and images
+    quick = bench_optics.PLANS["quick"]
+    assert quick.geometries == {"quick": "quick", "full": "full"}
+    assert (quick.batch, quick.image_size) == (8, 256)
 
 
-def test_quick_optics_bench_machine_info_and_markdown(quick_optics):
-    out, data = quick_optics
+def test_smoke_optics_bench_machine_info_and_markdown(smoke_optics):
+    out, data = smoke_optics
     machine = data["machine"]
     assert machine["cpu_count"] >= 1 and machine["torch_threads"] == 1
     assert machine["versions"]["torch"] == torch.__version__.split("+")[0] or machine["versions"][
@@ -120,19 +170,23 @@ def test_quick_optics_bench_machine_info_and_markdown(quick_optics):
     for key in HEADLINE_RATIOS:
         assert key in md
     assert "| ratio | value | target | met | meaning |" in md
+    assert "SMOKE run" in md and "used by no ratio" in md
     assert load_bench(out) == data
 
 
-def test_plot_comparison_draws_one_panel_per_task(quick_optics):
+def test_plot_comparison_draws_one_panel_per_task(smoke_optics):
     import matplotlib.pyplot as plt
 
-    _, data = quick_optics
+    _, data = smoke_optics
     fig = plot_comparison(data)
     groups = [g for s in data["sections"].values() for g in s["comparisons"]]
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == len(groups) >= 4
+    assert len(visible) == len(groups) >= 5
     assert [ax.get_title() for ax in visible] == [g["task"] for g in groups]
     assert all(ax.get_yscale() == "log" for ax in visible)
+    camera = next(g for g in groups if g["task"].startswith("camera"))
+    assert set(camera["bars"]) >= {"privcap", "authors' algorithm"}
+    assert not any("quoted" in label for g in groups for label in g["bars"])
     plt.close(fig)
 
 
@@ -146,6 +200,8 @@ def test_unknown_section_is_named(tmp_path):
         run_bench([], out_path=tmp_path / "b.json", echo=False)
     with pytest.raises(ValueError, match="out_path"):
         run_bench(["optics"], out_path=tmp_path / "b.txt", echo=False)
+    with pytest.raises(ValueError, match="threads"):
+        run_bench(["optics"], out_path=tmp_path / "b.json", echo=False, threads=0)
     assert not (tmp_path / "b.json").exists()
 
 
@@ -236,6 +292,45 @@ def test_time_forward_backward_runs_the_backward():
     assert x.grad is not None and bool((x.grad > 0).all())  # 3 runs accumulated 3 * w
     assert all(f <= b for f, b in zip(forward["times_s"], both["times_s"], strict=True))
     assert forward["repeats"] == both["repeats"] == 2
+
+
+def test_interleaved_timing_alternates_the_contenders():
+    order = []
+    x = torch.ones(3, requires_grad=True)
+
+    def contender(name, factor):
+        def forward():
+            order.append(name)
+            return factor * x
+        return forward
+
+    timed = time_forward_backward_interleaved(
+        {"a": contender("a", 2.0), "b": contender("b", 3.0)}, repeats=3, warmup=1,
+        what={"a": "first", "b": "second"},
+    )
+    assert order == ["a", "b"] * 4  # one warm-up round, then three rounds
+    for name, what in (("a", "first"), ("b", "second")):
+        forward, both = timed[name]
+        assert forward["repeats"] == both["repeats"] == 3 and forward["warmup"] == 1
+        assert forward["what"].startswith(what)
+    with pytest.raises(ValueError, match="contender"):
+        time_forward_backward_interleaved({})
+
+
+def test_memory_probes_run_side_by_side_in_order():
+    sizes = [120_000_000, 40_000_000, 80_000_000]
+    probes = [
+        {"task": "privcap.bench.memory:touch_bytes", "kwargs": {"n_bytes": n}, "threads": 1,
+         "what": f"{n} bytes"}
+        for n in sizes
+    ]
+    results = peak_rss_in_subprocesses(probes, max_parallel=2)
+    assert [r["what"] for r in results] == [p["what"] for p in probes]
+    for n, r in zip(sizes, results, strict=True):
+        assert r["result"]["touched_bytes"] >= n - 8
+        assert 0.9 * n <= r["task_rss_bytes"] <= n + 60e6
+    with pytest.raises(RuntimeError, match="touch_bytes failed"):  # a negative size raises
+        peak_rss_in_subprocesses([{**probes[1], "kwargs": {"n_bytes": -8}}])
 
 
 def test_memory_probe_sees_an_allocation():

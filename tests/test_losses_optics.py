@@ -30,9 +30,30 @@ def test_psf_energy_outside_the_disk():
     psf[2, 8, 15] = 0.4  # outside (7 pixels from the centre, radius 4)
     assert float(psf_energy_loss(psf, 4.0)) == pytest.approx(math.hypot(0.3, 0.4), rel=1e-6)
     uniform = torch.full((1, 8, 8), 1 / 64)
-    outside = 64 - int(psf_disk_mask(8, 8, 2.0).sum())
+    outside = 64 - 13  # the radius-2 disk about (4, 4) holds 13 pixels, all on the grid
     assert float(psf_energy_loss(uniform, 2.0)) == pytest.approx(math.sqrt(outside) / 64,
                                                                  rel=1e-6)
+
+
+@pytest.mark.parametrize("radius,inside", [(2.0, 13), (1.5, 9), (1.0, 5), (0.5, 1)])
+def test_disk_mask_pixel_counts_by_hand(radius, inside):
+    """Lattice points with i^2 + j^2 <= r^2: 13 for r = 2 (0, 4 at distance 1, 4 at sqrt 2,
+    4 at 2), 9 for r = 1.5, 5 for r = 1, the centre alone for r = 0.5."""
+    assert int(psf_disk_mask(7, 7, radius).sum()) == inside
+
+
+def test_psf_energy_loss_by_hand_on_a_4x4_psf():
+    """Even size: the disk is centred on (K//2, K//2) = (2, 2), not on (1.5, 1.5). With
+    r = 1 the mask keeps (2, 2), (1, 2), (3, 2), (2, 1), (2, 3); L_H is the Frobenius norm of
+    everything else."""
+    psf = torch.arange(1.0, 17.0).reshape(1, 4, 4) / 100  # psf[0, i, j] = (4 i + j + 1) / 100
+    inside = {(2, 2), (1, 2), (3, 2), (2, 1), (2, 3)}
+    squares = sum(((4 * i + j + 1) / 100) ** 2 for i in range(4) for j in range(4)
+                  if (i, j) not in inside)
+    assert float(psf_energy_loss(psf, 1.0)) == pytest.approx(math.sqrt(squares), rel=1e-6)
+    # two channels: one norm over all elements, not a sum of per-channel norms
+    two = torch.cat([psf, 2 * psf])
+    assert float(psf_energy_loss(two, 1.0)) == pytest.approx(math.sqrt(5 * squares), rel=1e-6)
 
 
 def test_psf_energy_gradient_finite_and_pushes_energy_inward():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from privcap.optics import Lens, OpticsConfig, circular_aperture
-from privcap.optics.zernike import (
+from privcap.optics.zernike_polynomials import (
     nm_to_noll,
     noll_to_nm,
     separable_zernike,
@@ -44,6 +44,17 @@ def closed_form(j: int, r: float, t: float) -> float:
         14: s10 * r**4 * math.cos(4 * t),
         15: s10 * r**4 * math.sin(4 * t),
     }[j]
+
+
+def test_package_exports_the_zernike_function():
+    """``from privcap.optics import zernike`` is the polynomial of the docs, not a module."""
+    from privcap.optics import zernike as from_package
+
+    assert callable(from_package) and from_package is zernike
+    rho = torch.linspace(0, 1, 11, dtype=torch.float64)
+    theta = torch.linspace(-math.pi, math.pi, 11, dtype=torch.float64)
+    expected = math.sqrt(3) * (2 * rho**2 - 1)
+    assert torch.allclose(from_package(4, rho, theta), expected, atol=1e-14, rtol=0)
 
 
 def test_noll_table_first_fifteen():

@@ -7,8 +7,10 @@ Entry point: :func:`run_bench` (the ``privcap bench`` command). It runs the requ
 Section contract
 ----------------
 A section is a module ``privcap.bench.<name>`` (registered in :data:`SECTIONS`) with a
-function ``run(quick: bool) -> dict``. ``quick=True`` must finish in well under a minute
-(fewer repeats, smaller or skipped slow baselines) and still produce every key. The dict:
+function ``run(quick: bool, smoke: bool = False) -> dict``. ``quick=True`` must finish in
+about a minute (fewer repeats, smaller or skipped slow baselines) and still produce every
+key; ``smoke=True`` (passed only when asked for) runs tiny sizes in seconds for the test
+suite, its numbers meaningless but every key present. The dict:
 
 ``"measurements"`` (required): ``{key: measurement}``; a measurement is a dict with
     ``"what"`` (one line saying what was measured, on which sizes) and its numbers, whose
@@ -36,8 +38,8 @@ function ``run(quick: bool) -> dict``. ``quick=True`` must finish in well under 
 Output (``bench.json``)
 -----------------------
 Top level: every ratio; ``ratio_keys``, ``ratio_descriptions`` and ``targets``
-(``{key: {"op", "value", "met"}}``); ``quick``; ``created_utc``; ``machine`` (CPU, counts,
-torch threads, versions: :func:`privcap.bench.machine.machine_info`); the references;
+(``{key: {"op", "value", "met"}}``); ``quick``; ``smoke``; ``created_utc``; ``machine``
+(CPU, counts, torch threads, versions: :func:`privcap.bench.machine.machine_info`); the references;
 ``notes`` (all sections', prefixed by the section name); ``sections``
 (``{name: {"measurements", "ratios", "notes", "comparisons", "elapsed_s"}}``) and
 ``skipped_sections`` (``{name: reason}``).
@@ -112,12 +114,14 @@ def merge_sections(
     quick: bool,
     skipped: dict[str, str] | None = None,
     elapsed_s: dict[str, float] | None = None,
+    smoke: bool = False,
 ) -> dict[str, Any]:
     """Merge validated section answers into the ``bench.json`` layout (module docstring)."""
     result: dict[str, Any] = {
         "benchmark": "privcap",
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "quick": bool(quick),
+        "quick": bool(quick or smoke),
+        "smoke": bool(smoke),
         "machine": machine_info(),
     }
     ratio_keys: list[str] = []
@@ -168,6 +172,8 @@ def run_bench(
     out_path: str | Path | None = None,
     quick: bool = False,
     echo: bool = True,
+    smoke: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run benchmark sections and write ``bench.json`` + ``bench.md``; return the result.
 
@@ -184,18 +190,58 @@ def run_bench(
         suffix ``.md``.
     quick:
         fewer repeats and smaller stand-ins for the slowest baselines (marked as such in
-        the result), for smoke tests.
+        the result): about a minute for the optics, what the book runs.
     echo:
         print the table to standard output.
+    smoke:
+        tiny sizes for the test suite (implies ``quick``): every key, meaningless numbers.
+    threads:
+        torch threads for the run (restored afterwards); ``None`` keeps the current setting
+        (on the command line: ``OMP_NUM_THREADS=1 privcap bench``). On a shared machine one
+        thread gives the steadiest comparisons: OpenMP threads waiting on busy cores slow
+        some operations far more than others.
 
     Raises ``ValueError`` naming an unknown section, ``RuntimeError`` when a section named
     explicitly is not installed.
     """
     names = _check_sections(sections)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     explicit = sections is not None
     out = Path(out_path) if out_path is not None else results_root() / "bench.json"
     if out.suffix.lower() != ".json":
         raise ValueError(f"out_path must end in .json, got {str(out)!r}")
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        answers, skipped, elapsed = _run_sections(names, explicit, quick, smoke, echo)
+        # merged while the run's thread count holds: the machine record reports it
+        result = merge_sections(answers, quick=quick, skipped=skipped, elapsed_s=elapsed,
+                                smoke=smoke)
+    finally:
+        torch.set_num_threads(previous_threads)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    md = out.with_suffix(".md")
+    tmp = md.with_name(md.name + ".tmp")
+    tmp.write_text(to_markdown(result), encoding="utf-8")
+    tmp.replace(md)
+    if echo:
+        print(to_text(result))
+        print(f"\nwrote {out} and {md}")
+    return result
+
+
+def _run_sections(
+    names: list[str], explicit: bool, quick: bool, smoke: bool, echo: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, float]]:
+    """Run the named sections in order: (answers, skipped sections, seconds each)."""
     answers: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     elapsed: dict[str, float] = {}
@@ -213,19 +259,14 @@ def run_bench(
             if echo:
                 print(f"privcap bench: skipping section {name}: {skipped[name]}")
             continue
+        size = "smoke" if smoke else "quick" if quick else "full"
         if echo:
-            print(f"privcap bench: running section {name} ({'quick' if quick else 'full'})")
+            print(f"privcap bench: running section {name} ({size})")
         start = time.perf_counter()
-        answers[name] = _check_section_result(name, module.run(quick))
+        answer = module.run(True, smoke=True) if smoke else module.run(quick)
+        answers[name] = _check_section_result(name, answer)
         elapsed[name] = time.perf_counter() - start
-    result = merge_sections(answers, quick=quick, skipped=skipped, elapsed_s=elapsed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(to_markdown(result), encoding="utf-8")
-    if echo:
-        print(to_text(result))
-        print(f"\nwrote {out} and {out.with_suffix('.md')}")
-    return result
+    return answers, skipped, elapsed
 
 
 def load_bench(path: str | Path | None = None) -> dict[str, Any]:

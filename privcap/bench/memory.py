@@ -75,6 +75,49 @@ def child_main(spec_json: str) -> None:
     print(_MARKER + json.dumps(answer), flush=True)
 
 
+def _start(task: str, kwargs: dict[str, Any] | None, threads: int) -> subprocess.Popen:
+    """Start the measuring interpreter for ``task(**kwargs)`` (see the module docstring)."""
+    _resolve(task)  # fail early, in this process, on a bad name
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    spec = json.dumps({"task": task, "kwargs": kwargs or {}, "threads": threads})
+    code = "import sys; from privcap.bench.memory import child_main; child_main(sys.argv[1])"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, spec],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(
+    proc: subprocess.Popen, task: str, threads: int, timeout_s: float, what: str
+) -> dict[str, Any]:
+    """Wait for a probe started by :func:`_start` and read its answer."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"memory probe {task} exceeded timeout_s={timeout_s}") from exc
+    lines = [line for line in stdout.splitlines() if line.startswith(_MARKER)]
+    if proc.returncode != 0 or not lines:
+        tail = (stderr or stdout)[-2000:]
+        raise RuntimeError(
+            f"memory probe {task} failed with exit status {proc.returncode}:\n{tail}"
+        )
+    answer = json.loads(lines[-1][len(_MARKER) :])
+    return {
+        "what": what,
+        "peak_rss_bytes": answer["peak_rss_bytes"],
+        "baseline_rss_bytes": answer["baseline_rss_bytes"],
+        "task_rss_bytes": answer["peak_rss_bytes"] - answer["baseline_rss_bytes"],
+        "elapsed_s": answer["elapsed_s"],
+        "threads": threads,
+        "result": answer["result"],
+    }
+
+
 def peak_rss_in_subprocess(
     task: str,
     kwargs: dict[str, Any] | None = None,
@@ -91,37 +134,40 @@ def peak_rss_in_subprocess(
 
     Raises ``RuntimeError`` when the process fails or exceeds ``timeout_s`` seconds.
     """
-    _resolve(task)  # fail early, in this process, on a bad name
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    spec = json.dumps({"task": task, "kwargs": kwargs or {}, "threads": threads})
-    code = "import sys; from privcap.bench.memory import child_main; child_main(sys.argv[1])"
+    proc = _start(task, kwargs, threads)
+    return _finish(proc, task, threads, timeout_s, what)
+
+
+def peak_rss_in_subprocesses(
+    probes: list[dict[str, Any]], max_parallel: int = 2, timeout_s: float = 600.0
+) -> list[dict[str, Any]]:
+    """Several :func:`peak_rss_in_subprocess` probes, ``max_parallel`` at a time.
+
+    Each probe is a dict of that function's arguments (``task``, optional ``kwargs``,
+    ``threads``, ``what``). The peak resident memory of a process is its own, so probes
+    that run side by side do not disturb each other's measurement (only their
+    ``elapsed_s``). Returns the measurements in the order of ``probes``.
+    """
+    if max_parallel < 1:
+        raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
+    results: list[dict[str, Any] | None] = [None] * len(probes)
+    running: list[tuple[int, subprocess.Popen]] = []
+    pending = list(enumerate(probes))
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, spec],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"memory probe {task} exceeded timeout_s={timeout_s}") from exc
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(_MARKER)]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout)[-2000:]
-        raise RuntimeError(
-            f"memory probe {task} failed with exit status {proc.returncode}:\n{tail}"
-        )
-    answer = json.loads(lines[-1][len(_MARKER) :])
-    return {
-        "what": what,
-        "peak_rss_bytes": answer["peak_rss_bytes"],
-        "baseline_rss_bytes": answer["baseline_rss_bytes"],
-        "task_rss_bytes": answer["peak_rss_bytes"] - answer["baseline_rss_bytes"],
-        "elapsed_s": answer["elapsed_s"],
-        "threads": threads,
-        "result": answer["result"],
-    }
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                i, probe = pending.pop(0)
+                running.append((i, _start(probe["task"], probe.get("kwargs"),
+                                          int(probe.get("threads", 1)))))
+            i, proc = running.pop(0)
+            probe = probes[i]
+            results[i] = _finish(proc, probe["task"], int(probe.get("threads", 1)),
+                                 timeout_s, probe.get("what", ""))
+    finally:
+        for _, proc in running:  # a failed probe: do not leave the others behind
+            proc.kill()
+            proc.communicate()
+    return [r for r in results if r is not None]
 
 
 def touch_bytes(n_bytes: int) -> dict[str, int]:

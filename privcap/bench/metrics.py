@@ -42,6 +42,10 @@ DEFAULT_CAPTIONS_JSON = (
 )
 #: the issue's budget for scoring 5,000 images with all metrics
 BUDGET_S = 40.0
+#: images scored by a smoke run (the test suite's; its times mean nothing)
+SMOKE_IMAGES = 100
+#: interleaved rounds of the three timed calls in a full run
+FULL_ROUNDS = 2
 
 
 def captions_file(path: str | os.PathLike[str] | None = None) -> Path:
@@ -147,18 +151,28 @@ def _measurement(what: str, times_s: list[float], n_images: int) -> dict[str, An
     }
 
 
-def run(quick: bool, captions_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def run(
+    quick: bool, captions_json: str | os.PathLike[str] | None = None, smoke: bool = False
+) -> dict[str, Any]:
     """Time the caption metrics on all images of the captions file (section contract).
 
-    ``quick`` runs each of the three timed calls once; otherwise three times, interleaved
-    (privcap, pycocoevalcap, privcap without METEOR) so that load on a shared machine hits
-    all of them alike, reporting medians. Every call starts its JVMs afresh: their start-up
-    is part of the cost measured, as it is for a user. Both sizes use every image of the file.
+    ``quick`` runs each of the three timed calls once; otherwise :data:`FULL_ROUNDS` times,
+    interleaved (privcap, pycocoevalcap, privcap without METEOR) so that load on a shared
+    machine hits all of them alike, reporting medians (a round takes about a minute: two
+    keep the whole ``privcap bench`` within minutes). Every call starts its JVMs afresh:
+    their start-up is part of the cost measured, as it is for a user. Both sizes use every
+    image of the file; ``smoke`` (test suite) runs once on its first :data:`SMOKE_IMAGES`
+    images.
     """
     path = captions_file(captions_json)
     references, candidates = official_caption_sets(path)
+    if smoke:
+        quick = True
+        keep = sorted(references)[:SMOKE_IMAGES]
+        references = {i: references[i] for i in keep}
+        candidates = {i: candidates[i] for i in keep}
     n_images = len(references)
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else FULL_ROUNDS
 
     times: dict[str, list[float]] = {"ours": [], "baseline": [], "no_meteor": []}
     ours_scores: dict[str, float | None] = {}

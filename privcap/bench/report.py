@@ -207,6 +207,15 @@ def notes_markdown(result: dict[str, Any]) -> str:
     return "\n".join(f"- {note}" for note in result.get("notes", []))
 
 
+def _run_kind(result: dict[str, Any]) -> str:
+    """``full run``, ``quick run (...)`` or ``SMOKE run (...)``."""
+    if result.get("smoke"):
+        return "SMOKE run (tiny sizes for the test suite: the numbers mean nothing)"
+    if result.get("quick"):
+        return "quick run (fewer repeats, stand-ins for the slowest baselines)"
+    return "full run"
+
+
 def summary_markdown(result: dict[str, Any]) -> str:
     """One sentence per target: the measured ratio, the target and whether it is met."""
     lines = []
@@ -217,7 +226,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
             f"- `{key}` = {format_ratio(result.get(key))} (target {target['op']} "
             f"{target['value']:g}: {verdict}) -- {descriptions.get(key, '')}"
         )
-    run = "quick run (stand-ins for the slowest baselines)" if result.get("quick") else "full run"
+    run = _run_kind(result)
     machine = result.get("machine", {})
     head = (
         f"Measured in a {run} on {machine.get('cpu_count')} CPUs "
@@ -232,7 +241,7 @@ def to_text(result: dict[str, Any]) -> str:
     """The whole report for the terminal."""
     machine = result.get("machine", {})
     parts = [
-        f"privcap benchmark ({'quick' if result.get('quick') else 'full'} run, "
+        f"privcap benchmark ({_run_kind(result)}, "
         f"{machine.get('torch_threads')} torch threads, {machine.get('cpu_count')} CPUs: "
         f"{machine.get('cpu_model')})",
         "",
@@ -254,7 +263,7 @@ def to_markdown(result: dict[str, Any], title: str | None = "privcap benchmark")
     if title:
         parts += [f"# {title}", ""]
     parts += [
-        f"Run: {'quick' if result.get('quick') else 'full'}, {result.get('created_utc', '')}; "
+        f"Run: {_run_kind(result)}, {result.get('created_utc', '')}; "
         f"{machine.get('torch_threads')} torch threads on {machine.get('cpu_count')} CPUs "
         f"({machine.get('cpu_model')}); torch {versions.get('torch')}, "
         f"deepinv {versions.get('deepinv')}, prysm {versions.get('prysm')}.",
@@ -272,7 +281,7 @@ def to_markdown(result: dict[str, Any], title: str | None = "privcap benchmark")
         source = (result.get("reference_authors_released_code") or {}).get("source", "")
         parts += [
             "",
-            "## Reference: the authors' released code",
+            "## Reference: quoted numbers of the authors' released code (used by no ratio)",
             "",
             source,
             "",
@@ -300,10 +309,10 @@ def comparison_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
 def plot_comparison(result: dict[str, Any], columns: int = 3) -> Any:
     """Bar chart (log scale) of privcap's times beside the baselines' for each task.
 
-    One panel per comparison, ``columns`` panels per row. privcap's bars are green, quoted
-    numbers orange, measured baselines grey. The time each target demands of privcap (a
-    baseline's time divided by the target speed-up, or multiplied by the allowed time
-    ratio) is a dashed line across privcap's bar. Returns the matplotlib figure.
+    One panel per comparison, ``columns`` panels per row. privcap's bars are green, the
+    authors' (labels naming them) orange, other baselines grey. The time each target
+    demands of privcap (a baseline's time divided by the target speed-up, or multiplied by
+    the allowed time ratio) is a dashed line across privcap's bar. Returns the figure.
     """
     import matplotlib.pyplot as plt
 

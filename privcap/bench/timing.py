@@ -87,30 +87,59 @@ def time_forward_backward(
     (so every output element gets a different gradient). Returns two measurement dicts:
     the forward alone and forward + backward, from the same ``repeats`` runs.
     """
+    return time_forward_backward_interleaved(
+        {"only": forward}, repeats=repeats, warmup=warmup, what={"only": what}, seed=seed
+    )["only"]
+
+
+def time_forward_backward_interleaved(
+    forwards: dict[str, Callable[[], Any]],
+    repeats: int = 5,
+    warmup: int = 1,
+    what: dict[str, str] | None = None,
+    seed: int = 0,
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """:func:`time_forward_backward` for several contenders, their runs interleaved.
+
+    Round ``r`` runs every contender once, in the order given, so a change of load on a
+    shared machine hits all of them alike (their ratio is what a comparison reports).
+    Returns ``{name: (forward, forward + backward)}`` measurement dicts.
+    """
     import torch
 
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if not forwards:
+        raise ValueError("forwards must name at least one contender")
     weights: dict[str, Any] = {}
 
-    def one_run() -> tuple[float, float]:
+    def one_run(name: str) -> tuple[float, float]:
         start = time.perf_counter()
-        out = forward()
+        out = forwards[name]()
         mid = time.perf_counter()
-        if "w" not in weights:
+        if name not in weights:
             gen = torch.Generator().manual_seed(seed)
-            weights["w"] = torch.rand(out.shape, generator=gen, dtype=out.dtype)
-        (out * weights["w"]).sum().backward()
+            weights[name] = torch.rand(out.shape, generator=gen, dtype=out.dtype)
+        (out * weights[name]).sum().backward()
         end = time.perf_counter()
         return mid - start, end - start
 
     for _ in range(warmup):
-        one_run()
-    runs = [one_run() for _ in range(repeats)]
-
-    return (
-        _summary([r[0] for r in runs], f"{what} (forward, autograd recording)", warmup),
-        _summary([r[1] for r in runs], f"{what} (forward + backward)", warmup),
-    )
+        for name in forwards:
+            one_run(name)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in forwards}
+    for _ in range(repeats):
+        for name in forwards:
+            runs[name].append(one_run(name))
+    what = what or {}
+    return {
+        name: (
+            _summary([r[0] for r in runs[name]],
+                     f"{what.get(name, name)} (forward, autograd recording)", warmup),
+            _summary([r[1] for r in runs[name]],
+                     f"{what.get(name, name)} (forward + backward)", warmup),
+        )
+        for name in forwards
+    }

@@ -2,8 +2,9 @@
 
 Modules, one concept each:
 
-- :mod:`~privcap.optics.zernike` -- Noll-indexed Zernike polynomials (``zernike(j, rho,
-  theta)``), exact separable form;
+- :mod:`~privcap.optics.zernike_polynomials` -- Noll-indexed Zernike polynomials, exact
+  separable form; the polynomial itself is ``privcap.optics.zernike(j, rho, theta)``
+  (``from privcap.optics import zernike``);
 - :mod:`~privcap.optics.config` -- :class:`OpticsConfig` (geometry, profiles);
 - :mod:`~privcap.optics.aperture` -- anti-aliased circular aperture;
 - :mod:`~privcap.optics.lens` -- :class:`Lens`, surface height and phase delay;
@@ -40,11 +41,12 @@ from privcap.optics.propagation import (
 )
 from privcap.optics.psf import FresnelPSF
 from privcap.optics.sensor import AreaResampler, area_matrix
-from privcap.optics.zernike import (
+from privcap.optics.zernike_polynomials import (
     SeparableZernike,
     nm_to_noll,
     noll_to_nm,
     separable_zernike,
+    zernike,
     zernike_basis,
 )
 
@@ -76,5 +78,6 @@ __all__ = [
     "optics_config",
     "random_coefficients_um",
     "separable_zernike",
+    "zernike",
     "zernike_basis",
 ]

@@ -6,7 +6,7 @@ fraction of its square cell covered by the disk (estimated on a sub-grid for the
 edge crosses), so the aperture area and the edge position are right to ~1e-4.
 
 Grid convention: sample ``k`` sits at ``(k - N//2)`` samples from the axis, on both axes
-(see :func:`privcap.optics.zernike.unit_grid`).
+(see :func:`privcap.optics.zernike_polynomials.unit_grid`).
 """
 
 from __future__ import annotations

@@ -192,8 +192,11 @@ class LensCamera(_SensorCamera):
             self._psf_cache = (key, self.psf())
         return self._psf_cache[1]
 
-    def forward(self, images: torch.Tensor, noise_sigma: float | None = None) -> torch.Tensor:
-        """Sensor image ``S(H * X) + N`` of ``images`` (``B x 3 x H x W``, same size)."""
+    def forward_with_psf(
+        self, images: torch.Tensor, noise_sigma: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sensor image ``S(H * X) + N`` (``B x 3 x H x W``) and the PSF ``H`` (``3 x K x K``)
+        it was made with: one PSF evaluation serves the image and a PSF loss (L_H, Eq. 8)."""
         x = as_rgb_batch(images)
         k = self.config.psf_size
         if x.shape[-2] < k or x.shape[-1] < k:
@@ -201,8 +204,13 @@ class LensCamera(_SensorCamera):
                 f"image of {x.shape[-2]} x {x.shape[-1]} pixels is smaller than the PSF support "
                 f"({k} x {k}); use images of at least psf_size = {k} pixels"
             )
-        y = fft_convolve(x, self._psf_for_forward().to(x.dtype))
-        return self.add_noise(self.response(y), noise_sigma)
+        psf = self._psf_for_forward()
+        y = fft_convolve(x, psf.to(x.dtype))
+        return self.add_noise(self.response(y), noise_sigma), psf
+
+    def forward(self, images: torch.Tensor, noise_sigma: float | None = None) -> torch.Tensor:
+        """Sensor image ``S(H * X) + N`` of ``images`` (``B x 3 x H x W``, same size)."""
+        return self.forward_with_psf(images, noise_sigma)[0]
 
 
 class DefocusCamera(LensCamera):

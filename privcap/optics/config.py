@@ -18,11 +18,9 @@ from privcap.optics.propagation import (
     check_fresnel_sampling,
     min_padded_size,
 )
+from privcap.profiles import PROFILES, check_profile
 
 __all__ = ["OpticsConfig", "optics_config", "PROFILES"]
-
-#: profiles known to :func:`optics_config`
-PROFILES = ("quick", "coco-mini", "full")
 
 
 @dataclass(frozen=True)
@@ -216,8 +214,6 @@ class OpticsConfig:
 def optics_config(profile: str) -> OpticsConfig:
     """Optics of a data profile: ``"quick"`` and ``"coco-mini"`` use
     :meth:`OpticsConfig.quick`, ``"full"`` uses :meth:`OpticsConfig.full`."""
-    if profile in ("quick", "coco-mini"):
-        return OpticsConfig.quick()
-    if profile == "full":
+    if check_profile(profile) == "full":
         return OpticsConfig.full()
-    raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return OpticsConfig.quick()

@@ -15,10 +15,12 @@ the defocus baseline learns only Z4 with the same module. A learnable Z4 is a pa
 its own (``defocus``), apart from the other learnable terms (``coefficients``): half a
 micrometre of Z4 is about a wave of defocus, so it needs its own learning rate
 (:meth:`Lens.parameter_groups`). Optional per-term bounds (by
-default +-``coefficient_bound_um`` for Noll ``j >= 5``) are applied in the forward pass by
-clamping, and :meth:`Lens.project_` clamps the stored values after an optimiser step. The
-height is evaluated with the exact separable Chebyshev form of the basis
-(:class:`~privcap.optics.zernike.SeparableZernike`) in float64.
+default +-``coefficient_bound_um`` for Noll ``j >= 5``) are enforced by projection, never by
+a clamp in the forward pass (a clamp there would zero the gradient of a coefficient sitting at
+its bound, so it could never come back): starting values and :meth:`Lens.set_coefficients_um`
+are projected onto the bounds, and training calls :meth:`Lens.project_` after every optimiser
+step. The height is evaluated with the exact separable Chebyshev form of the basis
+(:class:`~privcap.optics.zernike_polynomials.SeparableZernike`) in float64.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from torch import nn
 from privcap.optics.aperture import circular_aperture
 from privcap.optics.config import OpticsConfig
 from privcap.optics.propagation import phasor
-from privcap.optics.zernike import separable_zernike, unit_grid
+from privcap.optics.zernike_polynomials import separable_zernike, unit_grid
 
 __all__ = ["Lens", "random_coefficients_um", "trainable_indices"]
 
@@ -94,9 +96,10 @@ class Lens(nn.Module):
         default: ``+-config.coefficient_bound_um`` for Noll ``j >= config.bounded_from_noll``.
 
     Learnable parameters: ``coefficients`` (the learnable terms other than Z4, Noll indices
-    ``trainable_index + 1``) and ``defocus`` (Z4, shape ``(1,)``, ``None`` when frozen); use
-    :meth:`parameter_groups` to give Z4 its own learning rate and :meth:`project_` after
-    each optimiser step to keep the stored values within the bounds.
+    ``trainable_index + 1``; it does not require a gradient when empty) and ``defocus`` (Z4,
+    shape ``(1,)``, ``None`` when frozen); use :meth:`parameter_groups` to give Z4 its own
+    learning rate and :meth:`project_` after each optimiser step to keep the stored values
+    within the bounds. Starting values outside the bounds are projected onto them.
     """
 
     def __init__(
@@ -134,12 +137,13 @@ class Lens(nn.Module):
                 raise ValueError(
                     f"bounds_um must be (lower, upper) of length {num} with lower <= upper"
                 )
+        init = torch.minimum(torch.maximum(init, lower), upper)  # project onto the bounds
         index = trainable_indices(trainable, num)
         learn_z4 = 3 in index
         idx = torch.tensor([i for i in index if i != 3], dtype=torch.long)
         self.register_buffer("trainable_index", idx, persistent=False)
         #: learnable coefficients (um) of the Noll terms ``trainable_index + 1`` (Z4 excluded)
-        self.coefficients = nn.Parameter(init[idx].float())
+        self.coefficients = nn.Parameter(init[idx].float(), requires_grad=idx.numel() > 0)
         #: learnable Z4 coefficient (um), shape (1,), or None when Z4 is frozen
         self.defocus = nn.Parameter(init[3:4].float()) if learn_z4 else None
         self.register_buffer("frozen_coefficients_um", init.float())
@@ -183,26 +187,30 @@ class Lens(nn.Module):
         return groups
 
     def coefficients_um(self) -> torch.Tensor:
-        """All ``num_terms`` coefficients (um), learnable ones inserted, bounds applied."""
+        """All ``num_terms`` coefficients (um), learnable ones inserted.
+
+        No clamp here: the gradient reaches every coefficient, also one at its bound; the
+        bounds hold because values are projected (:meth:`project_`)."""
         full = self.frozen_coefficients_um.to(self.coefficients.dtype)
         if self.coefficients.numel():
             full = full.index_copy(0, self.trainable_index, self.coefficients)
         if self.defocus is not None:
             full = torch.cat([full[:3], self.defocus.to(full.dtype), full[4:]])
         _check_finite(full, "coefficients")
-        lower = self.lower_um.to(full.dtype)
-        upper = self.upper_um.to(full.dtype)
-        return torch.clamp(full, lower, upper)
+        return full
 
     @torch.no_grad()
     def set_coefficients_um(self, values: Sequence[float] | torch.Tensor) -> None:
-        """Overwrite all coefficients (learnable and frozen) with ``values`` (um)."""
-        values = torch.as_tensor(values, dtype=torch.float64)
+        """Overwrite all coefficients (learnable and frozen) with ``values`` (um), projected
+        onto the bounds."""
+        values = torch.as_tensor(values, dtype=torch.float64).cpu()
         if values.shape != (self.num_terms,):
             raise ValueError(
                 f"values must have shape ({self.num_terms},), got {tuple(values.shape)}"
             )
         _check_finite(values, "values")
+        values = torch.minimum(torch.maximum(values, self.lower_um.double().cpu()),
+                               self.upper_um.double().cpu()).to(self.frozen_coefficients_um.device)
         self.frozen_coefficients_um.copy_(values)
         self.coefficients.copy_(values[self.trainable_index])
         if self.defocus is not None:
@@ -210,7 +218,8 @@ class Lens(nn.Module):
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp the learnable coefficients to their bounds in place (after a step)."""
+        """Project the learnable coefficients onto their bounds in place (call after every
+        optimiser step)."""
         idx = self.trainable_index
         self.coefficients.copy_(
             torch.clamp(self.coefficients, self.lower_um[idx], self.upper_um[idx])

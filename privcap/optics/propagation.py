@@ -29,8 +29,10 @@ and output windows are read at the same positions (modulo ``M``).
 from __future__ import annotations
 
 import math
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
@@ -46,6 +48,7 @@ __all__ = [
     "angular_spectrum_transfer_function",
     "Propagator",
     "SeparableGeometry",
+    "WorkspacePool",
     "RowSource",
     "phasor",
 ]
@@ -183,6 +186,71 @@ def phasor(amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
 RowSource = Callable[[int, int], torch.Tensor]
 
 
+class WorkspacePool:
+    """Work arrays lent to one call at a time, kept for reuse afterwards.
+
+    Each :meth:`borrow` hands out a set of ``count`` complex ``rows x M`` arrays (the
+    zero-padded input rows of the FFTs) that no other call holds until it is given back, so
+    concurrent users (two threads, two cameras whose passes interleave, the autograd
+    engine's device threads) never write into each other's arrays. Returned sets are kept
+    (at most ``max_free`` per dtype and device) and lent again, so steady-state training
+    allocates no padded rows, and the memory stays one set per concurrent call. The lock
+    guards only the free lists, never the FFTs.
+    """
+
+    def __init__(
+        self, rows_cpu: int, rows_device: int, width: int, count: int = 1, max_free: int = 4
+    ):
+        self.rows_cpu = int(rows_cpu)
+        self.rows_device = int(rows_device)
+        self.width = int(width)
+        self.count = int(count)
+        self.max_free = int(max_free)
+        self._lock = threading.Lock()
+        self._free: dict[tuple[torch.dtype, torch.device], list[list[torch.Tensor]]] = {}
+        self.allocated = 0  # sets allocated so far (for tests and curiosity)
+
+    def _new(self, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+        rows = self.rows_cpu if device.type == "cpu" else self.rows_device
+        with self._lock:
+            self.allocated += 1
+        return [torch.empty(rows, self.width, dtype=dtype, device=device)
+                for _ in range(self.count)]
+
+    @contextmanager
+    def borrow(self, dtype: torch.dtype, device: torch.device) -> Iterator[list[torch.Tensor]]:
+        """The work arrays for the duration of the ``with`` block, held by this call alone."""
+        key = (dtype, torch.device(device))
+        with self._lock:
+            free = self._free.get(key)
+            work = free.pop() if free else None
+        if work is None:
+            work = self._new(dtype, key[1])
+        try:
+            yield work
+        finally:
+            with self._lock:
+                free = self._free.setdefault(key, [])
+                if len(free) < self.max_free:
+                    free.append(work)
+
+    def clear(self) -> None:
+        """Drop the kept arrays (memory is returned when no call holds them any more)."""
+        with self._lock:
+            self._free.clear()
+
+    # a lock can be neither pickled nor deep-copied: copies start with an empty pool
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"], state["_free"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._free = {}
+
+
 class SeparableGeometry:
     """Index bookkeeping and row passes of the separable Fresnel propagation of ``N x N``
     fields onto a ``W x W`` window.
@@ -190,9 +258,11 @@ class SeparableGeometry:
     The field sits at column ``offset`` of the zero-padded rows (length ``M``); the output
     window starts at padded index ``start`` (``index`` lists the padded indices of the
     window, used when the window wraps around the padded grid). On the CPU, rows are
-    processed in chunks of ``chunk_rows`` through three reused work arrays, so the padded
-    arrays stay a few megabytes whatever ``N`` and no memory is allocated per chunk; on an
-    accelerator all rows go at once (fewer, larger kernels).
+    processed in chunks of ``chunk_rows`` through a zero-padded work array, so the padded
+    arrays stay a few megabytes whatever ``N``; on an accelerator all rows go at once (fewer,
+    larger kernels). The work arrays come from :attr:`pool` (:class:`WorkspacePool`): each
+    call holds its own set while it runs and gives it back for reuse, so one geometry may
+    serve several cameras, threads or autograd graphs at once.
     """
 
     def __init__(
@@ -211,19 +281,16 @@ class SeparableGeometry:
         self.start = (self.offset + grid_size // 2 + window_start) % padded_size
         self.wraps = self.start + window_size > padded_size
         self.index = (self.start + torch.arange(window_size)) % padded_size
-        self._work: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        self.pool = WorkspacePool(self.chunk_rows, max(self.n, self.size), self.m)
 
-    def workspace(self, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
-        """Three ``chunk_rows x M`` complex work arrays for :meth:`rows_forward` /
-        :meth:`rows_adjoint`, allocated once per dtype and device and reused (fresh
-        allocations of this size cost more in page faults than the FFTs that fill them)."""
-        key = (dtype, device)
-        if key not in self._work:
-            rows = self.chunk_rows if device.type == "cpu" else max(self.n, self.size)
-            self._work[key] = [
-                torch.empty(rows, self.m, dtype=dtype, device=device) for _ in range(3)
-            ]
-        return self._work[key]
+    def workspace(
+        self, dtype: torch.dtype, device: torch.device
+    ) -> AbstractContextManager[list[torch.Tensor]]:
+        """``with geometry.workspace(dtype, device) as work:`` the ``rows x M`` complex work
+        array (``work[0]``: zero-padded FFT input rows) of :meth:`rows_forward` /
+        :meth:`rows_adjoint`, held by the caller alone until the block ends (see
+        :class:`WorkspacePool`)."""
+        return self.pool.borrow(dtype, device)
 
     def _take(self, x: torch.Tensor) -> torch.Tensor:
         if self.wraps:
@@ -247,16 +314,15 @@ class SeparableGeometry:
     ) -> torch.Tensor:
         """``out[r] = window(ifft(t fft(pad(source(r)))))`` for ``r < rows``; ``source(a, b)``
         returns rows ``a:b`` (``(b - a) x N`` complex), ``out`` is ``rows x W``."""
-        inp, spec, res = work
+        inp = work[0]
         inp[:, : self.offset].zero_()
         inp[:, self.offset + self.n :].zero_()
         for a, b in self._chunks(rows, inp.shape[0]):
             k = b - a
             inp[:k, self.offset : self.offset + self.n] = source(a, b)
-            torch.fft.fft(inp[:k], dim=-1, out=spec[:k])
-            spec[:k].mul_(t)
-            torch.fft.ifft(spec[:k], dim=-1, out=res[:k])
-            out[a:b] = self._take(res[:k])
+            # (an ``out=`` FFT on the CPU computes into a new array and copies it over)
+            spec = torch.fft.fft(inp[:k], dim=-1).mul_(t)
+            out[a:b] = self._take(torch.fft.ifft(spec, dim=-1))
         return out
 
     def rows_adjoint(
@@ -268,21 +334,18 @@ class SeparableGeometry:
         With ``field`` (rows of ``g = A exp(i phi)``), accumulate instead the gradient with
         respect to the phase times ``scale``: ``out += scale Im(grad conj(g))``.
         """
-        inp, spec, res = work
+        inp = work[0]
         inp.zero_()
         t_conj = t.conj()
         for a, b in self._chunks(rows, inp.shape[0]):
             k = b - a
             self._put(inp[:k], source(a, b))
-            torch.fft.fft(inp[:k], dim=-1, out=spec[:k])
-            spec[:k].mul_(t_conj)
-            torch.fft.ifft(spec[:k], dim=-1, out=res[:k])
-            grad = res[:k, self.offset : self.offset + self.n]
+            spec = torch.fft.fft(inp[:k], dim=-1).mul_(t_conj)
+            grad = torch.fft.ifft(spec, dim=-1)[:, self.offset : self.offset + self.n]
             if field is None:
                 out[a:b] = grad
-            else:
-                g = field(a, b)
-                out[a:b] += scale * (grad.imag * g.real - grad.real * g.imag)
+            else:  # Im(grad conj(g)) = grad.imag g.real - grad.real g.imag
+                out[a:b].add_((grad * field(a, b).conj()).imag, alpha=scale)
         return out
 
     def forward_t(
@@ -326,22 +389,22 @@ class _SeparableFresnel(torch.autograd.Function):
         ctx.save_for_backward(t)
         ctx.geometry = geometry
         # one wavelength at a time keeps the peak memory low
-        work = geometry.workspace(t.dtype, field.device)
         out = torch.empty(field.shape[0], geometry.size, geometry.size, dtype=t.dtype,
                           device=field.device)
-        for c in range(field.shape[0]):
-            geometry.forward_t(lambda a, b, c=c: field[c, a:b], t[c], out[c], work)
+        with geometry.workspace(t.dtype, field.device) as work:
+            for c in range(field.shape[0]):
+                geometry.forward_t(lambda a, b, c=c: field[c, a:b], t[c], out[c], work)
         return out.transpose(1, 2)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (t,) = ctx.saved_tensors
         geo = ctx.geometry
-        work = geo.workspace(t.dtype, grad.device)
         out = torch.empty(grad.shape[0], geo.n, geo.n, dtype=t.dtype, device=grad.device)
-        for c in range(grad.shape[0]):
-            grad_t = grad[c].transpose(0, 1)
-            geo.adjoint_t(lambda a, b, g=grad_t: g[a:b], t[c], out[c], work)
+        with geo.workspace(t.dtype, grad.device) as work:
+            for c in range(grad.shape[0]):
+                grad_t = grad[c].transpose(0, 1)
+                geo.adjoint_t(lambda a, b, g=grad_t: g[a:b], t[c], out[c], work)
         return out, None, None
 
 

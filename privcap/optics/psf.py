@@ -59,32 +59,47 @@ def _resample_adjoint(resampler: AreaResampler, grad_pixels: torch.Tensor) -> to
     return resampler._integrate_adjoint(cols.transpose(-1, -2))  # (W_y, W_x)
 
 
+def _phase_rows(height, scale, path, wavenumber, c):
+    """Rows ``a:b`` of the pupil phase of wavelength ``c``: lens delay ``scale[c] h`` plus
+    the incoming spherical wave ``wavenumber[c] path`` (``path`` None: plane wave). The one
+    definition of the pupil phase, used by the training forward and by
+    :meth:`FresnelPSF.pupil_phase`."""
+    s, k = float(scale[c]), float(wavenumber[c])
+
+    def rows(a: int, b: int) -> torch.Tensor:
+        phase = height[a:b] * s
+        return phase if path is None else torch.add(phase, path[a:b], alpha=k)
+
+    return rows
+
+
 class _FresnelIntensity(torch.autograd.Function):
     """Lens height (N x N, um) -> sensor intensity (C x W x W) through the separable Fresnel
     propagation, one wavelength and a few rows at a time; with a ``resampler``, each
     wavelength's intensity is integrated over the sensor pixels at once (C x K x K), so no
     ``C x W x W`` array exists in the forward or the backward pass.
 
-    The pupil phase of wavelength ``c`` is ``scale[c] h + wavenumber[c] path`` (lens delay
-    plus incoming spherical wave), formed row chunk by row chunk and never stored. Only the
-    height (the input) and the complex sensor field (one ``W x W`` array per wavelength) are
-    kept for the backward pass, which runs the adjoint propagation: ``dL/du = 2 gI u``,
-    ``dL/dg = P^H dL/du``, ``dL/dphi = Im(dL/dg conj(g))`` with ``g = A exp(i phi)``,
+    This is the forward that training differentiates and that the analytic checks of
+    :mod:`privcap.optics.validation` run. The pupil phase of wavelength ``c`` is
+    ``scale[c] h + wavenumber[c] path`` (lens delay plus incoming spherical wave), formed row
+    chunk by row chunk and never stored. Only the height (the input) and the complex sensor
+    field (one ``W x W`` array per wavelength) are kept for the backward pass, which runs the
+    adjoint propagation: ``dL/du = 2 gI u``, ``dL/dg = P^H dL/du``,
+    ``dL/dphi = Im(dL/dg conj(g))`` with ``g = A exp(i phi)``,
     ``dL/dh = sum_c scale[c] dL/dphi_c`` (``gI`` is the pixel gradient spread back by the
-    adjoint of the resampler when there is one).
+    adjoint of the resampler when there is one). Work arrays are borrowed from the
+    geometry's pool for the duration of each pass (safe with several cameras, threads or
+    graphs sharing one geometry).
     """
 
     @staticmethod
     def _field_rows(height, scale, path, wavenumber, amplitude, c):
-        """Rows ``a:b`` of ``g = A exp(i (scale[c] h + wavenumber[c] path))`` (one wavelength),
-        formed on demand so that no full-size phase or field is ever stored."""
-        s, k = float(scale[c]), float(wavenumber[c])
+        """Rows ``a:b`` of ``g = A exp(i phase)`` (one wavelength), formed on demand so that
+        no full-size phase or field is ever stored."""
+        phase_rows = _phase_rows(height, scale, path, wavenumber, c)
 
         def rows(a: int, b: int) -> torch.Tensor:
-            phase = height[a:b] * s
-            if path is not None:
-                phase = phase.add_(path[a:b], alpha=k)
-            return phasor(amplitude[a:b], phase)
+            return phasor(amplitude[a:b], phase_rows(a, b))
 
         return rows
 
@@ -93,21 +108,23 @@ class _FresnelIntensity(torch.autograd.Function):
         ctx, height, scale, path, wavenumber, amplitude, t, geometry, resampler
     ):
         channels, size = scale.shape[0], geometry.size
-        work = geometry.workspace(t.dtype, height.device)
         fields_t, out = [], []
         intensity = None  # one W x W buffer, reused by every wavelength when resampling
         scratch = torch.empty(geometry.n, size, dtype=t.dtype, device=height.device)
-        for c in range(channels):
-            rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber, amplitude, c)
-            u_t = torch.empty(size, size, dtype=t.dtype, device=height.device)
-            geometry.forward_t(rows, t[c], u_t, work, scratch)  # [x, y] order
-            fields_t.append(u_t)
-            if resampler is None or intensity is None:
-                intensity = torch.empty(size, size, dtype=height.dtype, device=height.device)
-            for a in range(0, size, geometry.chunk_rows):  # |u|^2, no full-size temporary
-                b = min(a + geometry.chunk_rows, size)
-                intensity[:, a:b] = torch.view_as_real(u_t[a:b]).square().sum(-1).T
-            out.append(intensity if resampler is None else resampler(intensity))
+        with geometry.workspace(t.dtype, height.device) as work:
+            for c in range(channels):
+                rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber,
+                                                     amplitude, c)
+                u_t = torch.empty(size, size, dtype=t.dtype, device=height.device)
+                geometry.forward_t(rows, t[c], u_t, work, scratch)  # [x, y] order
+                fields_t.append(u_t)
+                if resampler is None or intensity is None:
+                    intensity = torch.empty(size, size, dtype=height.dtype,
+                                            device=height.device)
+                for a in range(0, size, geometry.chunk_rows):  # |u|^2, no full-size temporary
+                    b = min(a + geometry.chunk_rows, size)
+                    intensity[:, a:b] = torch.view_as_real(u_t[a:b]).square().sum(-1).T
+                out.append(intensity if resampler is None else resampler(intensity))
         del scratch, intensity
         ctx.save_for_backward(height, path, amplitude, t, *fields_t)
         ctx.scale, ctx.wavenumber = scale, wavenumber
@@ -118,23 +135,25 @@ class _FresnelIntensity(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         height, path, amplitude, t, *fields_t = ctx.saved_tensors
         geo, scale, wavenumber = ctx.geometry, ctx.scale, ctx.wavenumber
-        work = geo.workspace(t.dtype, height.device)
         grad_height = torch.zeros_like(height)
         scratch = torch.empty(geo.size, geo.n, dtype=t.dtype, device=height.device)
-        for c in range(scale.shape[0]):
-            rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber, amplitude, c)
-            grad_intensity = (
-                grad_out[c] if ctx.resampler is None
-                else _resample_adjoint(ctx.resampler, grad_out[c])
-            )
-            gi_t, u_t = grad_intensity.transpose(0, 1), fields_t[c]
+        with geo.workspace(t.dtype, height.device) as work:
+            for c in range(scale.shape[0]):
+                rows = _FresnelIntensity._field_rows(height, scale, path, wavenumber,
+                                                     amplitude, c)
+                grad_intensity = (
+                    grad_out[c] if ctx.resampler is None
+                    else _resample_adjoint(ctx.resampler, grad_out[c])
+                )
+                gi_t, u_t = grad_intensity.transpose(0, 1), fields_t[c]
 
-            def grad_field_t(a: int, b: int, gi_t=gi_t, u_t=u_t) -> torch.Tensor:
-                return (2 * gi_t[a:b]) * u_t[a:b]
+                def grad_field_t(a: int, b: int, gi_t=gi_t, u_t=u_t) -> torch.Tensor:
+                    return (2 * gi_t[a:b]) * u_t[a:b]
 
-            # accumulates scale[c] Im(dL/dg conj(g)) into grad_height, chunk by chunk
-            geo.adjoint_t(grad_field_t, t[c], grad_height, work, rows, float(scale[c]), scratch)
-            del grad_intensity, gi_t
+                # accumulates scale[c] Im(dL/dg conj(g)) into grad_height, chunk by chunk
+                geo.adjoint_t(grad_field_t, t[c], grad_height, work, rows, float(scale[c]),
+                              scratch)
+                del grad_intensity, gi_t
         return grad_height, None, None, None, None, None, None, None
 
 
@@ -175,6 +194,8 @@ class FresnelPSF(nn.Module):
             torch.tensor([2 * math.pi / w for w in config.wavelengths_m], dtype=torch.float64),
             persistent=False,
         )
+        #: geometries of the extra windows of :meth:`window_intensity`, by (start, size)
+        self._windows: dict[tuple[int, int], SeparableGeometry] = {}
 
     def extra_repr(self) -> str:
         c = self.config
@@ -194,13 +215,13 @@ class FresnelPSF(nn.Module):
 
     def pupil_phase(self, lens: Lens) -> torch.Tensor:
         """Phase of ``t_phi U`` in the lens plane: lens delay plus incoming spherical wave
-        (real, ``C x N x N``)."""
-        self._check_lens(lens)
-        phase = lens.phase_rad()
-        if self.source_path_m is not None:
-            k = self.wavenumber_per_m.to(phase.dtype)[:, None, None]
-            phase = phase + k * self.source_path_m.to(phase.dtype)
-        return phase
+        (real, ``C x N x N``; the rows the training forward forms chunk by chunk)."""
+        height, scale, path = self._inputs(lens)
+        n = self.config.grid_size
+        return torch.stack([
+            _phase_rows(height, scale, path, self.wavenumber_per_m, c)(0, n)
+            for c in range(scale.shape[0])
+        ])
 
     def pupil_field(self, lens: Lens) -> torch.Tensor:
         """``t_phi U`` in the lens plane (complex, ``C x N x N``)."""
@@ -208,7 +229,9 @@ class FresnelPSF(nn.Module):
         return phasor(lens.aperture.to(phase.dtype), phase)
 
     def sensor_field(self, lens: Lens) -> torch.Tensor:
-        """Complex field on the fine sensor window (``C x W x W``, lens-sample pitch)."""
+        """Complex field on the fine sensor window (``C x W x W``, lens-sample pitch), by the
+        linear :class:`~privcap.optics.propagation.Propagator` (its ``|.|^2`` equals
+        :meth:`fine_intensity`)."""
         return self.propagator(self.pupil_field(lens))
 
     def fine_intensity(self, lens: Lens) -> torch.Tensor:
@@ -218,22 +241,50 @@ class FresnelPSF(nn.Module):
         """
         return self._intensity(lens, None)
 
-    def _intensity(self, lens: Lens, resampler: AreaResampler | None) -> torch.Tensor:
-        """``|U|^2`` on the fine window, integrated by ``resampler`` when one is given."""
-        if self.propagator.method != "fresnel":
-            fine = torch.view_as_real(self.sensor_field(lens)).square().sum(-1)
-            return fine if resampler is None else resampler(fine)
+    def window_intensity(self, lens: Lens, window_start: int, window_size: int) -> torch.Tensor:
+        """``|U|^2`` (units of the incident intensity, ``C x W x W``, differentiable) on the
+        ``window_size`` lens samples from ``window_start`` samples off the axis, along each
+        axis: the training forward (:class:`_FresnelIntensity`) on another window, for
+        the analytic checks (a single on-axis sample, or a patch around it)."""
+        if not 1 <= window_size <= self.propagator.padded_size:
+            raise ValueError(
+                f"window_size must be in 1 .. padded_size ({self.propagator.padded_size}), "
+                f"got {window_size}"
+            )
+        key = (int(window_start), int(window_size))
+        geometry = self._windows.get(key)
+        if geometry is None:
+            geometry = SeparableGeometry(self.config.grid_size, self.propagator.padded_size,
+                                         *key)
+            self._windows[key] = geometry
+        return self._intensity(lens, None, geometry)
+
+    def _inputs(self, lens: Lens) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Height (um, N x N), phase per um per wavelength (float64) and source path (m)."""
         self._check_lens(lens)
         height = lens.height_um()
+        path = None if self.source_path_m is None else self.source_path_m.to(height.dtype)
+        return height, lens.phase_per_um.double(), path
+
+    def _intensity(
+        self, lens: Lens, resampler: AreaResampler | None,
+        geometry: SeparableGeometry | None = None,
+    ) -> torch.Tensor:
+        """``|U|^2`` on the fine window (or ``geometry``'s), integrated by ``resampler`` when
+        one is given."""
+        if self.propagator.method != "fresnel":
+            if geometry is not None:
+                raise ValueError("window_intensity needs the Fresnel propagation")
+            fine = torch.view_as_real(self.sensor_field(lens)).square().sum(-1)
+            return fine if resampler is None else resampler(fine)
+        height, scale, path = self._inputs(lens)
         dtype = height.dtype
-        geometry: SeparableGeometry = self.propagator.geometry
         t = self.propagator.transfer_factors(
             torch.complex128 if dtype == torch.float64 else torch.complex64, height.device
         )
-        path = None if self.source_path_m is None else self.source_path_m.to(dtype)
         return _FresnelIntensity.apply(
-            height, lens.phase_per_um.double(), path, self.wavenumber_per_m,
-            lens.aperture.to(dtype), t, geometry, resampler,
+            height, scale, path, self.wavenumber_per_m, lens.aperture.to(dtype), t,
+            self.propagator.geometry if geometry is None else geometry, resampler,
         )
 
     def forward(self, lens: Lens) -> torch.Tensor:

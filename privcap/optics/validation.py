@@ -1,10 +1,13 @@
 """Simulated counterparts of the closed forms in :mod:`privcap.optics.analytic`.
 
-Each function runs the library's own optics (:class:`~privcap.optics.lens.Lens`,
-:class:`~privcap.optics.psf.FresnelPSF`, :class:`~privcap.optics.propagation.Propagator`)
-on a geometry where the analytic answer is known, and returns plain numbers (and arrays for
-plots). The tests assert them; the first book chapter plots them beside the theory and
-stores them with :func:`run_optics_validation`.
+Each function runs the camera's own forward -- a :class:`~privcap.optics.lens.Lens` seen
+through :class:`~privcap.optics.psf.FresnelPSF`, i.e. the very ``_FresnelIntensity`` pass that
+training differentiates -- on a geometry where the analytic answer is known, and returns
+plain numbers (and arrays for plots). Only the output window differs from training (a
+single on-axis sample, or a patch around the axis, instead of the sensor window:
+:meth:`~privcap.optics.psf.FresnelPSF.window_intensity`), so a check that passes vouches
+for the camera that learns. The tests assert them; the first book chapter plots them beside
+the theory and stores them with :func:`run_optics_validation`.
 
 Geometries. The Airy and defocus checks use a single wavelength, a plane wave and a lens
 whose Z4 focuses it on the sensor (a quadratic phase is a perfect thin lens in the Fresnel
@@ -24,7 +27,6 @@ import torch
 from privcap.optics import analytic
 from privcap.optics.config import OpticsConfig
 from privcap.optics.lens import Lens
-from privcap.optics.propagation import Propagator, phasor
 from privcap.optics.psf import FresnelPSF
 
 __all__ = [
@@ -64,35 +66,35 @@ def focused_config(
     return base.replace(z4_init_um=base.focus_z4_um()[0])
 
 
-def _intensity(
-    config: OpticsConfig, z4_um: torch.Tensor, window_start: int, window_size: int
+def _z4_camera(config: OpticsConfig) -> tuple[Lens, FresnelPSF]:
+    """A frozen lens (coefficients set per evaluation) and the PSF optics of ``config``."""
+    return Lens(config, trainable="none"), FresnelPSF(config)
+
+
+def _z4_intensity(
+    camera: tuple[Lens, FresnelPSF], z4_um, window_start: int, window_size: int
 ) -> torch.Tensor:
-    """Fine intensity ``Z x C x W x W`` (units of the incident intensity) for the lens with
-    only Z4 = ``z4_um[i]`` (one lens per row of ``z4_um``: ``Z x C``)."""
-    lens = Lens(config, trainable="none")
-    optics = FresnelPSF(config)
-    prop = Propagator(
-        config.grid_size, config.pitch_m, config.wavelengths_m, config.sensor_distance_m,
-        padded_size=config.fft_size, window_start=window_start, window_size=window_size,
-        method=config.propagation,
-    )
+    """Fine intensity ``S x C x W x W`` (units of the incident intensity) of the lens whose
+    only term is Z4 = ``z4_um[s]`` (um), one lens after the other, by the training forward
+    (:meth:`FresnelPSF.window_intensity` of a :class:`Lens`)."""
+    lens, optics = camera
+    coefficients = torch.zeros(lens.num_terms, dtype=torch.float64)
     out = []
     with torch.no_grad():
-        for row in z4_um:
-            # per-channel Z4: phase = (2 pi / lambda)(n - 1) * z4 * Z4(x, y) + source
-            coeffs = torch.zeros(config.num_terms, dtype=torch.float64)
-            coeffs[3] = 1.0
-            lens.set_coefficients_um(coeffs)
-            unit = lens.height_um()  # the Z4 polynomial in um per um of coefficient
-            phase = unit[None] * (lens.phase_per_um * row.float())[:, None, None]
-            if optics.source_path_m is not None:
-                phase = phase + optics.wavenumber_per_m.float()[:, None, None] * (
-                    optics.source_path_m
-                )
-            field = phasor(lens.aperture, phase)
-            u = prop(field)
-            out.append(torch.view_as_real(u).square().sum(-1))
+        for value in np.atleast_1d(np.asarray(z4_um, dtype=np.float64)):
+            coefficients[3] = float(value)
+            lens.set_coefficients_um(coefficients)
+            out.append(optics.window_intensity(lens, window_start, window_size))
     return torch.stack(out)
+
+
+def _channel_config(config: OpticsConfig, channel: int) -> OpticsConfig:
+    """The single-wavelength camera of one channel of ``config`` (same padded grid)."""
+    return config.replace(
+        wavelengths_m=(config.wavelengths_m[channel],),
+        refractive_indices=(config.refractive_indices[channel],),
+        padded_size=config.fft_size,
+    )
 
 
 @dataclass
@@ -132,8 +134,9 @@ def simulate_airy(config: OpticsConfig | None = None, half_width: int = 128) -> 
     config = focused_config() if config is None else config
     lam = config.wavelengths_m[0]
     pitch = config.pitch_m
-    z4 = torch.tensor([[config.focus_z4_um()[0]]], dtype=torch.float64)
-    img = _intensity(config, z4, -half_width, 2 * half_width + 1)[0, 0].double().numpy()
+    z4 = [config.focus_z4_um()[0]]
+    img = _z4_intensity(_z4_camera(config), z4, -half_width, 2 * half_width + 1)[0, 0]
+    img = img.double().numpy()
     c = half_width
     profile = img[c, c:] / img[c, c]
     r = np.arange(profile.size) * pitch
@@ -172,11 +175,8 @@ def simulate_defocus_strehl(
     lam, n = config.wavelengths_m[0], config.refractive_indices[0]
     focus = config.focus_z4_um()[0]
     a = np.atleast_1d(np.asarray(a_waves, dtype=np.float64))
-    z4 = torch.tensor(
-        [[focus]] + [[focus + analytic.defocus_waves_to_z4_um(v, lam, n)] for v in a],
-        dtype=torch.float64,
-    )
-    axis = _intensity(config, z4, 0, 1)[:, 0, 0, 0].double().numpy()
+    z4 = [focus] + [focus + analytic.defocus_waves_to_z4_um(v, lam, n) for v in a]
+    axis = _z4_intensity(_z4_camera(config), z4, 0, 1)[:, 0, 0, 0].double().numpy()
     return axis[1:] / axis[0]
 
 
@@ -199,7 +199,7 @@ def simulate_on_axis_intensity(
             refractive_indices=(1.5,), num_terms=4, z4_init_um=0.0, psf_size=grid_size // 4,
             image_size=grid_size // 4,
         )
-        value = _intensity(config, torch.zeros(1, 1, dtype=torch.float64), 0, 1)
+        value = _z4_intensity(_z4_camera(config), [0.0], 0, 1)
         out.append(float(value[0, 0, 0, 0]))
     return np.asarray(out)
 
@@ -221,18 +221,23 @@ def simulate_best_focus_z4(
         span_um = 20 * wave_um / math.sqrt(3) / 4
     channels = len(config.wavelengths_m)
     scan = np.linspace(config.z4_init_um - span_um, config.z4_init_um + span_um, steps)
-    grid = torch.tensor(np.repeat(scan[:, None], channels, axis=1))
-    coarse = _intensity(config, grid, 0, 1)[:, :, 0, 0].double().numpy()
-    best = scan[np.argmax(coarse, axis=0)]
-    step = scan[1] - scan[0]
-    for _ in range(2):  # refine: 9 points over +-1 step, twice
-        fine = best[None, :] + np.linspace(-step, step, 9)[:, None]
-        values = _intensity(config, torch.tensor(fine), 0, 1)[:, :, 0, 0].double().numpy()
-        best = fine[np.argmax(values, axis=0), np.arange(channels)]
-        step = step / 4
-    fine = best[None, :] + np.linspace(-2 * step, 2 * step, 5)[:, None]
-    values = _intensity(config, torch.tensor(fine), 0, 1)[:, :, 0, 0].double().numpy()
-    best = np.array([_parabola_vertex(fine[:, c], values[:, c]) for c in range(channels)])
+    best = np.empty(channels)
+    coarse = np.empty((steps, channels))
+    for c in range(channels):  # each colour scanned by its own single-wavelength camera
+        camera = _z4_camera(_channel_config(config, c))
+
+        def on_axis(z4_um: np.ndarray, camera: tuple = camera) -> np.ndarray:
+            return _z4_intensity(camera, z4_um, 0, 1)[:, 0, 0, 0].double().numpy()
+
+        coarse[:, c] = on_axis(scan)
+        value = scan[np.argmax(coarse[:, c])]
+        step = scan[1] - scan[0]
+        for _ in range(2):  # refine: 9 points over +-1 step, twice
+            fine = value + np.linspace(-step, step, 9)
+            value = fine[np.argmax(on_axis(fine))]
+            step = step / 4
+        fine = value + np.linspace(-2 * step, 2 * step, 5)
+        best[c] = _parabola_vertex(fine, on_axis(fine))
     return best, scan, coarse
 
 
