@@ -77,10 +77,12 @@ def test_step_uses_previous_language_state() -> None:
     att = dec.w_va(regions)
     words = torch.tensor([START])
     zeros = dec.init_state(1, regions)
-    logits_a, _, _ = dec.step(words, zeros, regions, att, mean)
+    _, _, (h1_a, _, _, _) = dec.step(words, zeros, regions, att, mean)
     h2 = torch.randn(1, 16)
-    logits_b, _, _ = dec.step(words, (zeros[0], zeros[1], h2, zeros[3]), regions, att, mean)
-    assert not torch.allclose(logits_a, logits_b)
+    _, _, (h1_b, _, _, _) = dec.step(words, (zeros[0], zeros[1], h2, zeros[3]), regions, att,
+                                     mean)
+    # h1_t (LSTM1's output), not only the logits: h2_{t-1} is also LSTM2's own state
+    assert not torch.allclose(h1_a, h1_b)
 
 
 def test_teacher_forcing_loss_decreases_when_overfitting_a_tiny_batch() -> None:

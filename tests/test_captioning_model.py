@@ -66,18 +66,58 @@ def test_forward_and_generate_shapes() -> None:
     assert model.training  # generate restores the mode
 
 
-def test_generate_beam_one_is_greedy() -> None:
-    model = tiny_model(1)
-    images = torch.rand(4, 3, 32, 32)
-    assert model.generate(images, beam_size=1).captions == model.generate(
-        images, beam_size=1
-    ).captions
-    greedy = model.generate(images, beam_size=1).generation
+@pytest.mark.usefixtures("one_torch_thread")
+def test_generate_greedy_is_the_hand_unrolled_decode() -> None:
+    """beam_size=1: at each step the most probable word except <pad> (0), <start> (1) and
+    <unk> (3), stopping after <end> (2) or 6 words; the caption leaves <end> out."""
+    model = tiny_model(3)
+    with torch.no_grad():  # larger output weights: some captions end before max_len
+        model.decoder.w_p.weight.mul_(5.0)
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    images = images * torch.linspace(0, 1, 6).view(6, 1, 1, 1)
+    out = model.generate(images, beam_size=1)
     model.eval()
-    feats = model.encode(images)
-    direct = model.decoder.greedy(feats.regions, feats.mean, start_id=1, end_id=2, pad_id=0,
-                                  max_len=6, banned_ids=model.banned_ids())
-    assert torch.equal(greedy.tokens, direct.tokens)
+    dec = model.decoder
+    expected = []
+    with torch.no_grad():
+        feats = model.encode(images)
+        for b in range(6):
+            regions, mean = feats.regions[b : b + 1], feats.mean[b : b + 1]
+            state = tuple(torch.zeros(1, dec.hidden_dim) for _ in range(4))
+            word, words = torch.tensor([1]), []
+            for _ in range(6):
+                logits, _, state = dec.step(word, state, regions, dec.w_va(regions), mean)
+                logits[0, [0, 1, 3]] = float("-inf")
+                word = logits.argmax(dim=1)
+                if int(word) == 2:
+                    break
+                words.append(model.vocab.words[int(word)])
+            expected.append(" ".join(words))
+    assert out.captions == expected
+    assert any(len(c.split()) < 6 for c in expected)  # <end> was reached
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_generate_emits_the_caption_forced_by_the_output_layer(beam_size: int) -> None:
+    """W_p = 0 and a bias that prefers <unk>, <pad>, <start> (never emitted), then "red":
+    "red" six times (max_len of the vocabulary); with <end> preferred, the empty caption."""
+    model = tiny_model(2)
+    vocab = model.vocab
+    with torch.no_grad():
+        model.decoder.w_p.weight.zero_()
+        bias = model.decoder.w_p.bias
+        bias.fill_(-5.0)
+        bias[[0, 1, 3]] = 10.0
+        bias[vocab.words.index("red")] = 5.0
+        bias[2] = float("-inf")
+    images = torch.rand(2, 3, 32, 32)
+    out = model.generate(images, beam_size=beam_size)
+    assert out.captions == ["red red red red red red"] * 2
+    assert out.words == [["red"] * 6] * 2
+    with torch.no_grad():
+        bias[2] = 6.0
+    assert model.generate(images, beam_size=beam_size).captions == ["", ""]
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:

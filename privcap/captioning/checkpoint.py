@@ -8,6 +8,11 @@ ride along in ``extra``. The vocabulary is also written next to the checkpoint a
 
 Word ids are meaningful only with the vocabulary the weights were trained with: loading with
 a different vocabulary is refused with an error that says how the two differ.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: they hold only tensors and plain
+Python data (no pickled objects), so loading one never runs code. A checkpoint of a larger
+run (e.g. a camera + captioner training run of :mod:`privcap.training`) that embeds a
+captioner payload under the key ``"captioner"`` loads here too.
 """
 
 from __future__ import annotations
@@ -41,20 +46,25 @@ def describe_vocab_difference(expected: Vocabulary, given: Vocabulary) -> str:
     return "no difference"
 
 
-def save_captioner(
-    model: Captioner, path: str | Path, extra: dict[str, Any] | None = None
-) -> Path:
-    """Write ``model`` (config, vocabulary, weights) and ``extra`` to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+def captioner_payload(model: Captioner) -> dict[str, Any]:
+    """Format tag, config, vocabulary (+ fingerprint) and weights of ``model`` as plain data."""
+    return {
         "format": CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
         "vocab": model.vocab.to_dict(),
         "vocab_fingerprint": model.vocab.fingerprint(),
         "state_dict": model.state_dict(),
-        "extra": dict(extra or {}),
     }
+
+
+def save_captioner(
+    model: Captioner, path: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` (config, vocabulary, weights) and ``extra`` (plain data and tensors
+    only) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**captioner_payload(model), "extra": dict(extra or {})}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)  # atomic: an interrupted save never leaves a half-written checkpoint
@@ -63,14 +73,18 @@ def save_captioner(
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Raw checkpoint dict of :func:`save_captioner`, format-checked."""
+    """Raw checkpoint dict of :func:`save_captioner` (or the ``"captioner"`` payload embedded
+    in a larger checkpoint, with that checkpoint's ``"extra"``), format-checked."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"captioner checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ValueError(f"captioner checkpoint {path} cannot be read: {err}") from err
+    embedded = payload.get("captioner") if isinstance(payload, dict) else None
+    if isinstance(embedded, dict) and embedded.get("format") == CHECKPOINT_FORMAT:
+        payload = {**embedded, "extra": dict(payload.get("extra") or {})}
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(
@@ -88,7 +102,8 @@ def load_captioner(
     """Captioner stored at ``path`` and the ``extra`` dict saved with it.
 
     Args:
-        path: file written by :func:`save_captioner`.
+        path: file written by :func:`save_captioner`, or a checkpoint embedding one under
+            ``"captioner"`` (a training run's ``last.pt`` / ``best.pt``).
         vocab: the vocabulary the caller will use with the model (e.g. the one its data were
             encoded with). If given and different from the checkpoint's, ``ValueError``.
         map_location: device for the weights.

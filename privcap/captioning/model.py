@@ -16,8 +16,9 @@ from torch import Tensor, nn
 from privcap.captioning.decoder import Generation, UpDownDecoder
 from privcap.captioning.encoder import BACKBONES, FeatureEncoder, RegionFeatures
 from privcap.captioning.vocab import Vocabulary
+from privcap.profiles import PROFILES, check_profile
 
-PROFILES: tuple[str, ...] = ("quick", "coco-mini", "full")
+__all__ = ["PROFILES", "Captioner", "CaptionerConfig", "CaptionOutput", "captioner_config"]
 
 
 @dataclass
@@ -105,6 +106,7 @@ def captioner_config(profile: str = "quick", **overrides: object) -> CaptionerCo
     - ``full``: ResNet-101 as in the paper, 256 x 256 images, 14 x 14 regions (2048-d
       features), hidden 1000, embedding 1000, attention 512, dropout 0.5, beam 3 (GPU).
     """
+    check_profile(profile)
     if profile == "quick":
         base = CaptionerConfig()
     elif profile == "coco-mini":
@@ -120,7 +122,7 @@ def captioner_config(profile: str = "quick", **overrides: object) -> CaptionerCo
             dropout=0.5,
             min_count=2,
         )
-    elif profile == "full":
+    else:  # full
         base = CaptionerConfig(
             backbone="resnet101",
             finetune_stages=2,
@@ -135,8 +137,6 @@ def captioner_config(profile: str = "quick", **overrides: object) -> CaptionerCo
             min_count=5,
             beam_size=3,
         )
-    else:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     data = base.to_dict()
     unknown = sorted(set(overrides) - set(data))
     if unknown:
