@@ -4,6 +4,8 @@
   reports it between the original scene and what a privacy camera records (Eq. 2's output;
   Fig. 2 insets, "average SSIM of 0.48") and between the scene and deconvolution attacks'
   reconstructions (Fig. 3).
+- :func:`psnr`: peak signal-to-noise ratio of each image, the second image score of the
+  deconvolution attacks (:mod:`privcap.attacks`).
 - :func:`score_captions` / :func:`caption_scores`: the COCO caption metrics of Table 1
   (BLEU-1..4, METEOR, CIDEr; plus ROUGE-L), corpus-level and per image (Fig. 2 insets show
   per-image METEOR), computed by pycocoevalcap 1.2's own scorers after its PTB tokenisation
@@ -50,6 +52,25 @@ def _gaussian_taps(size: int, sigma_px: float, dtype: torch.dtype, device: torch
     return taps / taps.sum()
 
 
+def _check_image_pair(name: str, a: Tensor, b: Tensor) -> None:
+    """Common input checks of :func:`ssim` and :func:`psnr` (``name`` is the caller)."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise ValueError(
+            f"{name} expects torch tensors, got a: {type(a).__name__}, b: {type(b).__name__}"
+        )
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name} needs images of the same shape, got a: {tuple(a.shape)}, "
+            f"b: {tuple(b.shape)}"
+        )
+    if a.dim() not in (3, 4):
+        raise ValueError(
+            f"{name} expects images B x C x H x W or C x H x W, got shape {tuple(a.shape)}"
+        )
+    if not a.is_floating_point() or not b.is_floating_point():
+        raise ValueError(f"{name} expects floating-point images, got {a.dtype} and {b.dtype}")
+
+
 def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
     """Mean structural similarity of each image, averaged over its channels.
 
@@ -77,20 +98,7 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
         ``B`` SSIM values (a 0-dim tensor for ``C x H x W`` input); 1 for identical images.
         Differentiable with respect to both inputs.
     """
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise ValueError(
-            f"ssim expects torch tensors, got a: {type(a).__name__}, b: {type(b).__name__}"
-        )
-    if a.shape != b.shape:
-        raise ValueError(
-            f"ssim needs images of the same shape, got a: {tuple(a.shape)}, b: {tuple(b.shape)}"
-        )
-    if a.dim() not in (3, 4):
-        raise ValueError(
-            f"ssim expects images B x C x H x W or C x H x W, got shape {tuple(a.shape)}"
-        )
-    if not a.is_floating_point() or not b.is_floating_point():
-        raise ValueError(f"ssim expects floating-point images, got {a.dtype} and {b.dtype}")
+    _check_image_pair("ssim", a, b)
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range!r}")
     if min(a.shape[-2:]) < SSIM_WINDOW_SIZE:
@@ -126,6 +134,46 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
         (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
     )
     per_image = s_map.mean(dim=(-3, -2, -1))
+    return per_image[0] if single else per_image
+
+
+def psnr(a: Tensor, b: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio of each image, in decibels.
+
+    .. math::
+        \\mathrm{PSNR} = 10 \\log_{10} \\frac{L^2}{\\mathrm{MSE}}, \\quad
+        \\mathrm{MSE} = \\frac{1}{C H W} \\sum_{c, y, x} (a - b)^2,
+
+    with ``L = data_range``, the squared error averaged over all channels and pixels of one
+    image (the convention of ``skimage.metrics.peak_signal_noise_ratio``). Identical images
+    give ``+inf``.
+
+    Args:
+        a, b: images ``B x C x H x W`` (or ``C x H x W``; RGB in ``[0, 1]`` for the attacks),
+            floating point, same shape, finite values.
+        data_range: span of the pixel values (1 for images in ``[0, 1]``).
+
+    Returns:
+        ``B`` PSNR values in dB (a 0-dim tensor for ``C x H x W`` input), in the promoted
+        dtype of ``a`` and ``b``; differentiable.
+
+    Raises:
+        ValueError: not tensors, shapes differ, not 3-D/4-D, not floating point, non-finite
+            values, or ``data_range`` not positive.
+    """
+    _check_image_pair("psnr", a, b)
+    if not (isinstance(data_range, (int, float)) and data_range > 0):
+        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
+    for name, x in (("a", a), ("b", b)):
+        if not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(f"psnr: image {name} has {bad} non-finite values (nan or inf)")
+    single = a.dim() == 3
+    if single:
+        a, b = a.unsqueeze(0), b.unsqueeze(0)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    mse = (a.to(dtype) - b.to(dtype)).pow(2).mean(dim=(-3, -2, -1))
+    per_image = 10.0 * torch.log10(float(data_range) ** 2 / mse)
     return per_image[0] if single else per_image
 
 
