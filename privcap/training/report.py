@@ -50,8 +50,8 @@ __all__ = [
     "plot_lens_snapshots",
     "plot_loss_terms",
     "plot_lr_search",
-    "plot_score_vs_ssim",
     "plot_qualitative",
+    "plot_score_vs_ssim",
     "plot_table1_distributions",
     "plot_table1_heatmap",
     "psf_rgb",
@@ -204,8 +204,9 @@ def run_book_table1(
 
     Every run fine-tunes the clean captioner of :func:`base_checkpoint` without per-epoch
     validation (Table 1 scores the model after its last epoch, so validating would only add
-    time) and is evaluated on the test images. Writes and returns ``table1.json`` of the runs
-    asked for.
+    time) and is evaluated on the test images. A run already in its folder but made with
+    other training settings or from another captioner is refused (:func:`check_run_settings`)
+    instead of being reused. Writes and returns ``table1.json`` of the runs asked for.
     """
     for kind in cameras:
         check_kind(kind)
