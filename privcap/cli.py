@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -147,8 +148,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     history = train(model, camera, train_data, val_data if num_val else None,
                      config, out, resume=args.resume, init_from=args.init_from,
                      progress=not args.no_progress, profile=args.profile, data_info=info)
-    best = history["best_epoch"]
-    print(f"run in {out} (best epoch {best}; last.pt, best.pt, history.json, metrics.jsonl)")
+    if os.environ.get("RANK", "0") == "0":  # one line under torchrun too
+        print(f"run in {out} (best epoch {history['best_epoch']}; last.pt, best.pt, "
+              "history.json, metrics.jsonl)")
     return 0
 
 
