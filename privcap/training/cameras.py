@@ -20,6 +20,14 @@ rounding noise that Adam would turn into full-size random steps; tilts Z2 / Z3 o
 image, which L_p (a pixel-wise distance to the scene) and SSIM both reward although a shifted
 image hides nothing -- a lens allowed to tilt learns to look private by moving the picture.
 
+Where the lens starts: at focus, in every profile (``config.z4_init_um``: -22 um for
+``full``, the released code's value and the analytic focus; the analytic focus of green,
+-6.35 um, for ``quick``). Fine-tuning then starts from the images the clean captioner was
+trained on, and the lens learns how far to leave them. A focused lens is not a stationary
+point: only green is exactly in focus (red and blue are 0.06-0.08 um of Z4 away), so L_p has a
+gradient from the first step, and in the ``quick`` runs Z4 leaves focus within a few steps.
+Starting elsewhere would hand the defocus baseline and the learned lens a blur nobody chose.
+
 The privacy cameras add the same Gaussian read noise (``config.noise_sigma_range``) while
 training. :func:`camera_spec` describes a camera as plain data (kind, optics, noise, ...),
 which a checkpoint stores next to the camera's ``state_dict`` so that
