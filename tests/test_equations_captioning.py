@@ -22,15 +22,7 @@ from torch import Tensor, nn
 
 from privcap.captioning import Captioner, Vocabulary, captioner_config
 from privcap.captioning.decoder import UpDownDecoder
-
-try:  # the training code is moving into a package
-    from privcap.training.objective import caption_loss
-except ImportError:
-    from privcap.train import caption_loss
-try:  # the objective of the training loop: camera + captioner in one module
-    from privcap.training.objective import JointModel, LossWeights, joint_loss
-except ImportError:
-    JointModel = LossWeights = joint_loss = None
+from privcap.training.objective import JointModel, LossWeights, caption_loss, joint_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -267,8 +259,6 @@ def training_loss(entry: str, model: Captioner, images: Tensor) -> tuple[Tensor,
     """L_ce of ``CAPTIONS`` through one of the two training entry points."""
     if entry == "caption_loss":
         return caption_loss(model, images, CAPTIONS, ds_lambda=0.0)
-    if joint_loss is None:
-        pytest.skip("privcap.training.objective.joint_loss is not available")
     from privcap.optics import IdentityCamera
 
     weights = LossWeights(w_ce=1.0, ds_lambda=0.0, w_p=0.0, w_h=0.0)

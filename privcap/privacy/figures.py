@@ -287,7 +287,7 @@ def plot_frontier(frontier: Mapping[str, Any]):
     sweep = sorted((p for p in frontier["points"] if p["source"] == "frontier"),
                    key=lambda p: p["w_p"])
     table1 = [p for p in frontier["points"] if p["source"] == "table1"]
-    fig, axes = plt.subplots(1, len(measures), figsize=(15, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(measures), figsize=(16, 4.2), sharey=True)
     for ax, (key, label) in zip(axes, measures, strict=True):
         ax.plot([p[key] for p in sweep], [p["CIDEr"] for p in sweep], "o-", color="tab:red",
                 label="learned lens, swept $w_p$")
@@ -303,7 +303,7 @@ def plot_frontier(frontier: Mapping[str, Any]):
                        label="chance")
         ax.set(xlabel=label, xlim=(-0.02, 1.02))
     axes[0].set_ylabel("CIDEr (test scenes, seed 0)")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
 
