@@ -72,16 +72,25 @@ def save_captioner(
     return path
 
 
+def load_checkpoint_file(
+    path: str | Path, what: str, map_location: str | torch.device = "cpu"
+) -> Any:
+    """``torch.load(path, weights_only=True)``: ``FileNotFoundError`` naming ``what`` when
+    the file is absent, ``ValueError`` when it cannot be read (any unpickling failure)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(f"{what} {path} cannot be read: {err}") from err
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Raw checkpoint dict of :func:`save_captioner` (or the ``"captioner"`` payload embedded
     in a larger checkpoint, with that checkpoint's ``"extra"``), format-checked."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"captioner checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"captioner checkpoint {path} cannot be read: {err}") from err
+    payload = load_checkpoint_file(path, "captioner checkpoint", map_location)
     embedded = payload.get("captioner") if isinstance(payload, dict) else None
     if isinstance(embedded, dict) and embedded.get("format") == CHECKPOINT_FORMAT:
         payload = {**embedded, "extra": dict(payload.get("extra") or {})}

@@ -51,6 +51,7 @@ from privcap.captioning.checkpoint import (
 from privcap.captioning.checkpoint import (
     captioner_payload,
     load_captioner,
+    load_checkpoint_file,
     vocab_path_for,
 )
 from privcap.captioning.model import Captioner
@@ -131,12 +132,7 @@ def read_run_checkpoint(
     unreadable, of another format version, incomplete, or (with ``camera_kind``) holding
     another kind of camera."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"run checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"run checkpoint {path} cannot be read: {err}") from err
+    payload = load_checkpoint_file(path, "run checkpoint", map_location)
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
     if found != RUN_FORMAT:
         hint = (" (a captioner-only checkpoint: pass it as init_from / --init-from)"
