@@ -62,6 +62,7 @@ from privcap.paths import results_root
 #: registered sections, in the order they run: name -> module with ``run(quick) -> dict``
 SECTIONS: dict[str, str] = {
     "optics": "privcap.bench.optics",
+    "training": "privcap.bench.training",
     "metrics": "privcap.bench.metrics",
 }
 
@@ -180,10 +181,10 @@ def run_bench(
     Parameters
     ----------
     sections:
-        names from :data:`SECTIONS` (``"optics"``, ``"metrics"``); ``None`` runs all. When
-        all are requested and a section's module is not installed, it is skipped and the
-        skip is recorded in ``skipped_sections`` and ``notes``; a section named explicitly
-        must run.
+        names from :data:`SECTIONS` (``"optics"``, ``"training"``, ``"metrics"``); ``None``
+        runs all. When all are requested and a section's module is not installed, it is
+        skipped and the skip is recorded in ``skipped_sections`` and ``notes``; a section
+        named explicitly must run.
     out_path:
         JSON file to write; default ``results/bench.json`` (under
         :func:`privcap.paths.results_root`). The markdown report goes beside it with the
