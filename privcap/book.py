@@ -1,11 +1,13 @@
 """Build the book: execute the ordered notebooks with papermill, then render them as HTML.
 
 The committed notebooks in ``notebooks/NN_name.ipynb`` carry no outputs. :func:`build_book`
-executes them in order (working directory = repository top, so every run writes under
-``results/<profile>/``) into ``book/executed/``, hides papermill's injected-parameters cell
-in the rendered page (the ``parameters`` cell stays visible as documentation), writes the
-generated page listing every notebook parameter (``book/_generated/parameters.md``) and
-renders the site with Jupyter Book 1.x into ``book/_build/html`` with warnings as errors.
+executes them (working directory = repository top, so every run writes under
+``results/<profile>/``) into ``book/executed/``, several at a time when ``jobs > 1`` (a
+chapter starts once the chapters whose results it reads, :data:`NOTEBOOK_NEEDS`, are done).
+It hides papermill's injected-parameters cell in the rendered page (the ``parameters``
+cell stays visible as documentation), writes the generated page listing every notebook
+parameter (``book/_generated/parameters.md``) and renders the site with Jupyter Book 1.x
+into ``book/_build/html`` with warnings as errors.
 
 MathJax is served from the build (``book/_static/mathjax``, copied from the ``mathjax`` npm
 package by ``make mathjax``), so the pages typeset equations without network access.
@@ -23,7 +25,8 @@ import subprocess
 import sys
 import time
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -41,6 +44,45 @@ REMOVE_TAG = "remove-cell"
 PARAMETERS_TAG = "parameters"
 
 _NOTEBOOK_NAME = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
+
+#: The chapters whose results each chapter reads (notebook stem -> stems of earlier notebooks).
+#: :func:`build_book` starts a chapter only once those it needs (and theirs, transitively)
+#: have finished in the same build; a chapter missing here waits for every earlier one.
+NOTEBOOK_NEEDS: dict[str, tuple[str, ...]] = {
+    # optics checks; writes optics_validation.json, reads nothing of the others
+    "01_fresnel_psf": (),
+    # untrained cameras on sample photos; writes camera_ssim.json and camera_faces.json
+    "02_lens_and_camera": (),
+    # trains the clean captioner results/<profile>/captioner/best.pt
+    "03_captioner": (),
+    # fine-tunes from best.pt (base_checkpoint); trains Table 1's learned-lens run of its seed
+    # (cameras/learned-lens/seed0) and writes a one-row table1.json
+    "04_end_to_end": ("03_captioner",),
+    # every Table 1 run from best.pt; reuses 04's learned-lens run (training it at the same
+    # time would share its folder) and must write the full table1.json after 04's one-row one
+    "05_table1": ("03_captioner", "04_end_to_end"),
+    # best.pt's image size; the evaluation.json and cameras of every Table 1 run
+    "06_qualitative": ("03_captioner", "05_table1"),
+    # run_privacy loads the cameras of every Table 1 run (load_table1_cameras)
+    "07_deconvolution_attacks": ("05_table1",),
+    # run_frontier: lenses fine-tuned from best.pt, 07's privacy.json (loaded first), the
+    # Table 1 runs' evaluation.json and history.json, and table1.json in the prose checks
+    "08_privacy_utility": ("03_captioner", "05_table1", "07_deconvolution_attacks"),
+    # times its sections afresh on models of its own (bench.json); reads the full
+    # results/bench.json of `privcap bench` if there is one, never a chapter's results
+    "90_benchmark": (),
+}
+
+#: papermill parameter that sets a notebook's torch threads; :func:`build_book` sets it to
+#: the notebook's share of the CPUs when it runs several notebooks at a time
+THREADS_PARAMETER = "num_threads"
+
+#: notebooks whose ``num_threads`` is a setting of what they measure, not a share of the
+#: machine: they always run with their own default
+FIXED_THREADS = frozenset({"90_benchmark"})
+
+#: most notebooks run at a time by default (beyond that, kernels mostly compete for memory)
+MAX_DEFAULT_JOBS = 4
 
 
 def notebooks_dir(root: Path = REPO_ROOT) -> Path:
@@ -93,6 +135,58 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> l
         if hits[0] not in chosen:
             chosen.append(hits[0])
     return sorted(chosen)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+def default_jobs(cpus: int | None = None) -> int:
+    """Notebooks run at a time unless told: one per CPU, at most :data:`MAX_DEFAULT_JOBS`."""
+    return max(1, min(available_cpus() if cpus is None else cpus, MAX_DEFAULT_JOBS))
+
+
+def threads_per_job(jobs: int, cpus: int | None = None) -> int:
+    """Torch threads of each notebook when ``jobs`` notebooks share the CPUs (at least 1)."""
+    return max(1, (available_cpus() if cpus is None else cpus) // max(1, jobs))
+
+
+def check_jobs(jobs: object) -> int:
+    """``jobs`` as the number of notebooks run at a time; ``ValueError`` unless an int >= 1."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs (notebooks run at a time) must be a whole number >= 1, "
+                         f"got {jobs!r}")
+    return jobs
+
+
+def notebook_dependencies(
+    notebooks: Sequence[Path], needs: Mapping[str, Sequence[str]] = NOTEBOOK_NEEDS
+) -> dict[str, set[str]]:
+    """Stem -> every notebook it needs, directly or through others (stems of ``notebooks``).
+
+    ``needs`` maps a stem to the stems whose results it reads (:data:`NOTEBOOK_NEEDS`); a
+    notebook missing from it needs every earlier notebook. Dependencies must be earlier
+    notebooks of the list, else ``ValueError``.
+    """
+    order = [nb.stem for nb in sorted(notebooks)]
+    position = {stem: i for i, stem in enumerate(order)}
+    closure: dict[str, set[str]] = {}
+    for i, stem in enumerate(order):
+        direct = needs[stem] if stem in needs else order[:i]
+        found: set[str] = set()
+        for dep in direct:
+            if dep not in position:
+                raise ValueError(f"notebook {stem} needs {dep!r}, which is not a notebook of "
+                                 f"the book ({', '.join(order)})")
+            if position[dep] >= i:
+                raise ValueError(f"notebook {stem} needs {dep}, which does not come before it")
+            found |= {dep} | closure[dep]
+        closure[stem] = found
+    return closure
 
 
 def notebook_parameters(path: Path) -> dict[str, dict[str, str]]:
@@ -306,12 +400,18 @@ def execute_notebook(
     kernel_name: str = "python3",
     cwd: Path = REPO_ROOT,
     smoke: bool = False,
+    *,
+    parameters: Mapping[str, object] | None = None,
+    progress_bar: bool = True,
 ) -> float:
     """Execute ``src`` into ``dst`` with papermill (parameters ``profile`` and ``smoke``);
     seconds taken.
 
     ``smoke=True`` asks the notebook for its tiny sizes (the test suite's run): numbers are
     then not meaningful and the notebook skips its checks of the prose's claims.
+    ``parameters`` are further papermill parameters (e.g. ``num_threads``). The kernel
+    starts in ``cwd`` without changing this process's working directory, so several
+    notebooks can run at once from threads.
 
     A failing cell raises ``RuntimeError`` naming the notebook, the cell and the error; the
     partly executed copy with the traceback stays at ``dst``.
@@ -325,10 +425,12 @@ def execute_notebook(
         papermill.execute_notebook(
             str(src),
             str(dst),
-            parameters={"profile": profile, "smoke": bool(smoke)},
+            parameters={"profile": profile, "smoke": bool(smoke), **(parameters or {})},
             kernel_name=kernel_name,
-            cwd=str(cwd),
-            progress_bar=True,
+            # the kernel's working directory, passed to the kernel itself: papermill's own
+            # ``cwd`` changes the directory of the whole process, which threads share
+            resources={"metadata": {"path": str(cwd)}},
+            progress_bar=progress_bar,
             log_output=False,
         )
     except PapermillExecutionError as exc:
@@ -436,12 +538,14 @@ def book_times_path(root: Path = REPO_ROOT) -> Path:
 
 def write_book_times(
     timings: dict[str, float], profile: str, smoke: bool, html_seconds: float | None,
-    root: Path = REPO_ROOT,
+    root: Path = REPO_ROOT, *, wall_seconds: float | None = None, jobs: int | None = None,
 ) -> Path:
     """Merge this build's per-notebook seconds into :func:`book_times_path` (atomic write).
 
     Notebooks not executed in this build keep their previous entry; the file records the
-    profile and mode of each entry, and the total of the latest full build."""
+    profile and mode of each entry, the sum of every entry plus the HTML (``total_seconds``),
+    and of the latest build its wall-clock time (``wall_seconds``: its notebooks and HTML,
+    several notebooks at a time when ``jobs > 1``) and ``jobs``."""
     path = book_times_path(root)
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     notebooks = dict(old.get("notebooks", {}))
@@ -454,6 +558,8 @@ def write_book_times(
         "html_seconds": None if html_seconds is None else round(html_seconds, 1),
         "total_seconds": round(sum(v["seconds"] for v in notebooks.values())
                                + (html_seconds or 0.0), 1),
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
+        "jobs": jobs,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -470,8 +576,10 @@ def build_book(
     smoke: bool = False,
     root: Path = REPO_ROOT,
     kernel_name: str = "python3",
+    jobs: int | None = None,
+    needs: Mapping[str, Sequence[str]] = NOTEBOOK_NEEDS,
 ) -> dict[str, float]:
-    """Execute the notebooks in order with papermill, then render the book.
+    """Execute the notebooks with papermill, ``jobs`` at a time, then render the book.
 
     Parameters
     ----------
@@ -487,15 +595,30 @@ def build_book(
     smoke:
         Run every notebook at its tiny test size (papermill parameter ``smoke``): the
         site is complete, but its numbers are not meaningful (the test suite's build).
+    jobs:
+        Notebooks executed at a time (default :func:`default_jobs`: one per CPU, at most
+        4). ``1`` runs them one after another in chapter order, each with its own
+        defaults. With more, each kernel is a separate process started from a thread; a
+        notebook starts once every selected notebook it needs (``needs``, transitively) has
+        finished, those on the longest remaining chain first, and a notebook that declares
+        :data:`THREADS_PARAMETER` gets ``max(1, cpus // jobs)`` torch threads (except
+        :data:`FIXED_THREADS`). If one fails, the running ones finish, no other starts, and
+        ``RuntimeError`` names the failed notebook and those not run.
+    needs:
+        Which chapters each chapter reads the results of (:data:`NOTEBOOK_NEEDS`). Needed
+        notebooks not selected with ``only`` count as built already.
 
-    Returns notebook name -> seconds its execution took; they are also printed as a
-    table and merged into ``results/book_times.json``.
+    Returns notebook name -> seconds its execution took (chapter order); they are also
+    printed as a table and merged into ``results/book_times.json`` with the build's
+    wall-clock time and ``jobs``.
     """
+    jobs = default_jobs() if jobs is None else check_jobs(jobs)
     check_profile(profile)
     notebooks = list_notebooks(root)
     if not notebooks:
         raise FileNotFoundError(f"no notebooks NN_name.ipynb in {notebooks_dir(root)}")
     chosen = select_notebooks(notebooks, only)
+    dependencies = notebook_dependencies(notebooks, needs)
     out_dir = executed_dir(root)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -509,7 +632,8 @@ def build_book(
         os.environ[RESULTS_ENV] = str(smoke_results_root(root))
         print(f"smoke run: results go to {os.environ[RESULTS_ENV]}")
     try:
-        return _build(profile, notebooks, chosen, out_dir, html, smoke, root, kernel_name)
+        return _build(profile, notebooks, chosen, out_dir, html, smoke, root, kernel_name,
+                      jobs, dependencies)
     finally:
         if smoke:
             if previous_results is None:
@@ -528,22 +652,31 @@ def smoke_results_root(root: Path = REPO_ROOT) -> Path:
 
 def _build(
     profile: str, notebooks: list[Path], chosen: list[Path], out_dir: Path, html: bool,
-    smoke: bool, root: Path, kernel_name: str,
+    smoke: bool, root: Path, kernel_name: str, jobs: int = 1,
+    dependencies: Mapping[str, set[str]] | None = None,
 ) -> dict[str, float]:
     """Execute ``chosen`` and render (the body of :func:`build_book`)."""
 
     manifest = _read_manifest(root)
     timings: dict[str, float] = {}
     total = time.perf_counter()
-    for i, nb in enumerate(chosen, 1):
-        mode = f"profile {profile}" + (", smoke" if smoke else "")
-        print(f"[{i}/{len(chosen)}] executing {nb.name} ({mode}) ...", flush=True)
-        seconds = execute_notebook(nb, out_dir / nb.name, profile, kernel_name, cwd=root,
-                                   smoke=smoke)
-        timings[nb.stem] = seconds
-        manifest[nb.stem] = {"profile": profile, "smoke": smoke, "seconds": round(seconds, 1)}
-        print(f"[{i}/{len(chosen)}] {nb.name} done in {seconds:.0f} s", flush=True)
-        _write_if_changed(_manifest_path(root), json.dumps(manifest, indent=2) + "\n")
+    if jobs == 1:
+        for i, nb in enumerate(chosen, 1):
+            mode = f"profile {profile}" + (", smoke" if smoke else "")
+            print(f"[{i}/{len(chosen)}] executing {nb.name} ({mode}) ...", flush=True)
+            seconds = execute_notebook(nb, out_dir / nb.name, profile, kernel_name, cwd=root,
+                                       smoke=smoke)
+            timings[nb.stem] = seconds
+            manifest[nb.stem] = {"profile": profile, "smoke": smoke,
+                                 "seconds": round(seconds, 1)}
+            print(f"[{i}/{len(chosen)}] {nb.name} done in {seconds:.0f} s", flush=True)
+            _write_if_changed(_manifest_path(root), json.dumps(manifest, indent=2) + "\n")
+    elif chosen:
+        if dependencies is None:
+            dependencies = notebook_dependencies(notebooks)
+        timings = _execute_concurrently(profile, chosen, out_dir, smoke, root, kernel_name,
+                                        jobs, dependencies, manifest)
+    executed_seconds = time.perf_counter() - total
 
     unexecuted = [nb for nb in notebooks if not (out_dir / nb.name).exists()]
     for nb in unexecuted:
@@ -552,7 +685,8 @@ def _build(
         names = ", ".join(nb.stem for nb in unexecuted)
         print(f"{len(unexecuted)} notebook(s) never executed, shown without outputs: {names}")
     if chosen:
-        print(f"executed {len(chosen)} notebook(s) in {time.perf_counter() - total:.0f} s")
+        print(f"executed {len(chosen)} notebook(s) in {executed_seconds:.0f} s"
+              + (f" ({jobs} at a time)" if jobs > 1 else ""))
 
     page = parameters_page(root)
     _write_if_changed(page, render_parameters_page(notebooks, root))
@@ -564,7 +698,9 @@ def _build(
         html_seconds = time.perf_counter() - start
         print(f"book: {site / 'index.html'}")
     if timings:
-        times_path = write_book_times(timings, profile, smoke, html_seconds, root)
+        wall_seconds = executed_seconds + (html_seconds or 0.0)
+        times_path = write_book_times(timings, profile, smoke, html_seconds, root,
+                                      wall_seconds=wall_seconds, jobs=jobs)
         width = max(len(name) for name in timings)
         print("time per notebook:")
         for name, seconds in timings.items():
@@ -573,4 +709,127 @@ def _build(
             print(f"  {'HTML':<{width}}  {html_seconds:7.1f} s")
         print(f"  {'total':<{width}}  {sum(timings.values()) + (html_seconds or 0):7.1f} s"
               f"  ({times_path})")
+        if jobs > 1:
+            print(f"  {'wall clock':<{width}}  {wall_seconds:7.1f} s  ({jobs} jobs)")
     return timings
+
+
+def _estimated_seconds(names: Sequence[str], profile: str, smoke: bool, root: Path
+                       ) -> dict[str, float]:
+    """Expected seconds of each notebook: its time in ``results/book_times.json`` when that
+    was measured with the same profile and mode, else the mean of those known (else 1)."""
+    path = book_times_path(root)
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")).get("notebooks", {})
+    except (OSError, ValueError, AttributeError):
+        old = {}
+    known: dict[str, float] = {}
+    for name in names:
+        entry = old.get(name)
+        if (isinstance(entry, dict) and entry.get("profile") == profile
+                and entry.get("smoke") == smoke
+                and isinstance(entry.get("seconds"), int | float)):
+            known[name] = max(float(entry["seconds"]), 0.1)
+    fallback = sum(known.values()) / len(known) if known else 1.0
+    return {name: known.get(name, fallback) for name in names}
+
+
+def _critical_paths(order: Sequence[str], waits: Mapping[str, set[str]],
+                    seconds: Mapping[str, float]) -> dict[str, float]:
+    """Seconds from a notebook's start to the end of the longest chain of notebooks that
+    wait for it (``order``: a notebook comes after everything in its ``waits``)."""
+    longest: dict[str, float] = {}
+    for name in reversed(order):
+        after = [longest[other] for other in order if name in waits[other]]
+        longest[name] = seconds[name] + max(after, default=0.0)
+    return longest
+
+
+def _execute_concurrently(
+    profile: str, chosen: list[Path], out_dir: Path, smoke: bool, root: Path,
+    kernel_name: str, jobs: int, dependencies: Mapping[str, set[str]],
+    manifest: dict[str, dict],
+) -> dict[str, float]:
+    """Execute ``chosen`` up to ``jobs`` at a time (see :func:`build_book`); notebook stem ->
+    seconds, in chapter order."""
+    stems = [nb.stem for nb in chosen]
+    selected = set(stems)
+    waits = {nb.stem: dependencies.get(nb.stem, set()) & selected for nb in chosen}
+    longest = _critical_paths(stems, waits, _estimated_seconds(stems, profile, smoke, root))
+    pending = sorted(chosen, key=lambda nb: (-longest[nb.stem], nb.name))
+    threads = threads_per_job(jobs)
+    extra: dict[str, dict[str, object]] = {}
+    for nb in chosen:
+        try:
+            declared = THREADS_PARAMETER in notebook_parameters(nb)
+        except ValueError:  # no single parameters cell: nothing to set
+            declared = False
+        if declared and nb.stem not in FIXED_THREADS:
+            extra[nb.stem] = {THREADS_PARAMETER: threads}
+    mode = f"profile {profile}" + (", smoke" if smoke else "")
+    print(f"executing {len(chosen)} notebook(s), up to {jobs} at a time "
+          f"({THREADS_PARAMETER}={threads} where a notebook has it)", flush=True)
+
+    count = len(chosen)
+    clock = time.perf_counter()
+    finished: set[str] = set()
+    timings: dict[str, float] = {}
+    failures: list[tuple[Path, BaseException]] = []
+    running: dict[Future[float], tuple[Path, int, float]] = {}
+    started = 0
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool:
+        while pending or running:
+            ready = [nb for nb in pending if waits[nb.stem] <= finished]
+            while not failures and ready and len(running) < jobs:
+                nb = ready.pop(0)
+                pending.remove(nb)
+                started += 1
+                params = extra.get(nb.stem, {})
+                note = "".join(f", {k}={v}" for k, v in params.items())
+                print(f"[{started}/{count}] executing {nb.name} ({mode}{note}) at "
+                      f"+{time.perf_counter() - clock:.0f} s ...", flush=True)
+                future = pool.submit(execute_notebook, nb, out_dir / nb.name, profile,
+                                     kernel_name, cwd=root, smoke=smoke, parameters=params,
+                                     progress_bar=False)
+                running[future] = (nb, started, time.perf_counter())
+            if not running:
+                break  # after a failure: nothing runs and nothing more starts
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f][0].name):
+                nb, i, begun = running.pop(future)
+                try:
+                    seconds = future.result()
+                except Exception as exc:  # reported with the others below
+                    failures.append((nb, exc))
+                    print(f"[{i}/{count}] {nb.name} FAILED after "
+                          f"{time.perf_counter() - begun:.0f} s", flush=True)
+                    continue
+                finished.add(nb.stem)
+                timings[nb.stem] = seconds
+                manifest[nb.stem] = {"profile": profile, "smoke": smoke,
+                                     "seconds": round(seconds, 1)}
+                print(f"[{i}/{count}] {nb.name} done in {seconds:.0f} s at "
+                      f"+{time.perf_counter() - clock:.0f} s", flush=True)
+                _write_if_changed(_manifest_path(root), json.dumps(manifest, indent=2) + "\n")
+    if failures or pending:
+        raise _build_failure(failures, pending, timings)
+    return {stem: timings[stem] for stem in stems}
+
+
+def _build_failure(failures: Sequence[tuple[Path, BaseException]], not_run: Sequence[Path],
+                   timings: Mapping[str, float]) -> RuntimeError:
+    """The error of a build stopped by failed notebooks (chained to the first failure)."""
+    parts = []
+    for nb, exc in failures:
+        text = str(exc)
+        parts.append(text if nb.name in text else f"notebook {nb.name} failed: "
+                     f"{type(exc).__name__}: {text}")
+    if not failures:  # cannot happen with dependencies on earlier notebooks only
+        parts.append("no notebook could start (circular dependencies)")
+    skipped = ", ".join(nb.stem for nb in sorted(not_run)) or "none"
+    done = ", ".join(sorted(timings)) or "none"
+    error = RuntimeError(f"book build stopped: {'; '.join(parts)}; not run: {skipped}; "
+                         f"finished: {done}")
+    if failures:
+        error.__cause__ = failures[0][1]
+    return error

@@ -2,9 +2,9 @@
 
 Subcommands (each one a thin wrapper over a library function)::
 
-    privcap bench [--sections optics,metrics] [--out results/bench.json]
+    privcap bench [--sections optics,training,metrics] [--out results/bench.json]
     privcap data coco DEST [--base-url URL]
-    privcap book [--profile quick] [--only 01_fresnel_psf ...]
+    privcap book [--profile quick] [--only 01_fresnel_psf ...] [--jobs N]
     privcap train [--profile quick] [--camera learned-lens] [--init-from CKPT] [--resume]
     privcap evaluate RUN [--split test]
     privcap caption IMAGE... --checkpoint RUN [--save-private PATH]
@@ -51,7 +51,8 @@ def _cmd_data_coco(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> int:
     from privcap.book import build_book
 
-    build_book(profile=args.profile, only=args.only, html=not args.no_html, smoke=args.smoke)
+    build_book(profile=args.profile, only=args.only, html=not args.no_html, smoke=args.smoke,
+               jobs=args.jobs)
     return 0
 
 
@@ -405,12 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="time the optics and metrics against baselines")
+    bench = sub.add_parser("bench", help="time the optics, a training step and the metrics "
+                           "against baselines measured in the same run")
     bench.add_argument(
         "--sections",
         type=lambda s: [x for x in s.split(",") if x],
         default=None,
-        help="comma-separated sections to run (default: all)",
+        help="comma-separated sections to run: optics, training, metrics (default: all)",
     )
     bench.add_argument("--out", default=None, help="JSON output (default: results/bench.json)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
@@ -442,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke", action="store_true",
         help="run every notebook at its tiny test size (what `make test` builds; the numbers "
         "are not meaningful)",
+    )
+    book.add_argument(
+        "--jobs", type=int, default=None, metavar="N",
+        help="notebooks executed at a time, each chapter once those it reads are done "
+        "(default: one per CPU, at most 4; 1: one after another in chapter order)",
     )
     book.set_defaults(func=_cmd_book)
     _add_training_commands(sub)

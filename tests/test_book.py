@@ -8,6 +8,8 @@ built, tests/test_book_site.py.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -29,6 +31,12 @@ def write_notebook(path: Path, params: str, body: str, title: str = "# A chapter
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _results_under_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds write ``book_times.json`` under their throw-away project, never elsewhere."""
+    monkeypatch.delenv("PRIVCAP_RESULTS", raising=False)
 
 
 @pytest.fixture()
@@ -120,8 +128,9 @@ def test_build_book_rejects_unknown_profile(project: Path) -> None:
 
 
 def test_build_book_executes_in_order_and_hides_injected_cell(project: Path) -> None:
-    timings = book.build_book(profile="coco-mini", root=project, html=False)
+    timings = book.build_book(profile="coco-mini", root=project, html=False, jobs=1)
     assert list(timings) == ["01_first", "02_second"]
+    assert json.loads(book.book_times_path(project).read_text())["jobs"] == 1
     # the notebook ran with the repository top as working directory and got the profile
     result = json.loads((project / "results" / "coco-mini" / "first.json").read_text())
     assert result == {"steps": 3}
@@ -187,7 +196,7 @@ def test_smoke_build_passes_smoke_writes_apart_and_marks_pages(
         '"results"))\n(root / profile).mkdir(parents=True, exist_ok=True)\n'
         '(root / profile / "run.json").write_text(json.dumps({"smoke": smoke}))',
     )
-    timings = book.build_book(root=tmp_path, html=False, smoke=True)
+    timings = book.build_book(root=tmp_path, html=False, smoke=True, jobs=2)
     assert list(timings) == ["01_only"]
     written = json.loads((tmp_path / "results" / "smoke" / "quick" / "run.json").read_text())
     assert written == {"smoke": True}
@@ -198,3 +207,243 @@ def test_smoke_build_passes_smoke_writes_apart_and_marks_pages(
     times = json.loads((tmp_path / "results" / "smoke" / "book_times.json").read_text())
     assert times["notebooks"]["01_only"]["smoke"] is True
     assert times["notebooks"]["01_only"]["seconds"] >= 0
+    assert times["jobs"] == 2 and times["wall_seconds"] >= times["notebooks"]["01_only"]["seconds"]
+
+
+# --- which chapters read which, and running several notebooks at a time -------------------
+
+
+def test_notebook_needs_lists_every_chapter_with_earlier_dependencies() -> None:
+    stems = [p.stem for p in book.list_notebooks()]
+    assert sorted(book.NOTEBOOK_NEEDS) == stems  # every chapter, and nothing else
+    for stem, needs in book.NOTEBOOK_NEEDS.items():
+        for dep in needs:
+            assert dep in stems, (stem, dep)
+            assert stems.index(dep) < stems.index(stem), (stem, dep)
+    closure = book.notebook_dependencies(book.list_notebooks())
+    assert closure["01_fresnel_psf"] == closure["90_benchmark"] == set()
+    assert closure["07_deconvolution_attacks"] == {"03_captioner", "04_end_to_end", "05_table1"}
+    assert closure["08_privacy_utility"] == {
+        "03_captioner", "04_end_to_end", "05_table1", "07_deconvolution_attacks"
+    }  # fmt: skip
+
+
+def test_notebook_dependencies_checks_and_defaults(tmp_path: Path) -> None:
+    nbs = [tmp_path / f"{n}.ipynb" for n in ("01_a", "02_b", "03_c", "04_d")]
+    closure = book.notebook_dependencies(nbs, {"01_a": (), "02_b": ("01_a",), "03_c": ("02_b",)})
+    assert closure == {"01_a": set(), "02_b": {"01_a"}, "03_c": {"01_a", "02_b"},
+                       "04_d": {"01_a", "02_b", "03_c"}}  # unlisted: needs every earlier one
+    with pytest.raises(ValueError, match="02_b needs 03_c, which does not come before it"):
+        book.notebook_dependencies(nbs, {"02_b": ("03_c",)})
+    with pytest.raises(ValueError, match="01_a needs '05_gone', which is not a notebook"):
+        book.notebook_dependencies(nbs, {"01_a": ("05_gone",)})
+
+
+@pytest.mark.parametrize(("cpus", "jobs", "threads"), [(1, 1, 1), (2, 2, 1), (3, 3, 1),
+                                                       (16, 4, 4)])
+def test_default_jobs_and_threads(cpus: int, jobs: int, threads: int) -> None:
+    assert book.default_jobs(cpus) == jobs
+    assert book.threads_per_job(jobs, cpus) == threads
+    assert book.threads_per_job(8, cpus) == max(1, cpus // 8)
+
+
+@pytest.mark.parametrize("jobs", [0, -1, True, 1.5, "2"])
+def test_bad_jobs_refused(project: Path, jobs: object) -> None:
+    with pytest.raises(ValueError, match=r"jobs \(notebooks run at a time\) must be a whole"):
+        book.build_book(root=project, html=False, jobs=jobs)  # type: ignore[arg-type]
+    assert not (project / "book").exists()  # refused before anything ran
+
+
+def test_cli_jobs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from privcap.cli import main
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the book must not be built")
+
+    monkeypatch.setattr(book, "list_notebooks", never)  # refused before the notebooks
+    assert main(["book", "--jobs", "0", "--no-html"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("privcap: error: jobs") and "got 0" in err and "\n" not in err
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(book, "build_book", lambda **kw: seen.update(kw) or {})
+    assert main(["book", "--jobs", "3", "--no-html", "--smoke"]) == 0
+    assert seen["jobs"] == 3 and seen["smoke"] is True
+    assert main(["book", "--no-html"]) == 0
+    assert seen["jobs"] is None  # build_book picks the default
+
+
+class FakeRuns:
+    """Stands in for :func:`book.execute_notebook`: records starts, ends and parameters."""
+
+    def __init__(self, seconds: float = 0.05, fail: str | None = None) -> None:
+        self.seconds, self.fail = seconds, fail
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str]] = []
+        self.parameters: dict[str, dict] = {}
+        self.failed = threading.Event()
+        self.hold: dict[str, threading.Event] = {}
+
+    def __call__(self, src: Path, dst: Path, profile: str, kernel_name: str, cwd: Path,
+                 smoke: bool, *, parameters: dict | None = None,
+                 progress_bar: bool = True) -> float:
+        with self.lock:
+            self.events.append(("start", src.stem))
+            self.parameters[src.stem] = dict(parameters or {})
+        if src.stem in self.hold:  # wait until the failure has happened
+            assert self.failed.wait(30)
+        time.sleep(self.seconds)
+        if src.stem == self.fail:
+            self.failed.set()
+            raise RuntimeError(f"notebook {src.name} failed at In [2] (ValueError: boom)")
+        with self.lock:
+            self.events.append(("end", src.stem))
+        return self.seconds
+
+    def started(self) -> list[str]:
+        return [name for kind, name in self.events if kind == "start"]
+
+
+def real_named_project(root: Path, params: str = 'profile = "quick"') -> Path:
+    """A project whose (tiny) notebooks carry the real chapters' names."""
+    for p in book.list_notebooks():
+        write_notebook(root / "notebooks" / p.name, params, "pass")
+    return root
+
+
+def test_schedule_respects_needs_and_starts_the_longest_chain_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = FakeRuns()
+    monkeypatch.setattr(book, "execute_notebook", runs)
+    timings = book.build_book(root=real_named_project(tmp_path), html=False, jobs=2)
+    stems = [p.stem for p in book.list_notebooks()]
+    assert list(timings) == stems  # chapter order, whatever the order of execution
+    assert runs.started()[0] == "03_captioner"  # head of 03 -> 04 -> 05 -> 07 -> 08
+    for i, (kind, name) in enumerate(runs.events):
+        if kind == "start":
+            ended = {n for k, n in runs.events[:i] if k == "end"}
+            assert book.notebook_dependencies(book.list_notebooks())[name] <= ended, name
+    # never more than two at once, and the two at a time did overlap
+    active, most = 0, 0
+    for kind, _ in runs.events:
+        active += 1 if kind == "start" else -1
+        most = max(most, active)
+    assert most == 2
+
+
+def test_only_counts_unselected_needs_as_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = FakeRuns()
+    monkeypatch.setattr(book, "execute_notebook", runs)
+    book.build_book(root=real_named_project(tmp_path), html=False, jobs=2,
+                    only=["08", "06", "03"])
+    started = runs.started()
+    assert sorted(started) == ["03_captioner", "06_qualitative", "08_privacy_utility"]
+    # both wait for 03 (through 05 and 07, not selected) and start only after it ended
+    assert runs.events[:2] == [("start", "03_captioner"), ("end", "03_captioner")]
+
+
+def test_threads_set_only_where_declared_and_only_with_several_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, params in [("01_threads", 'profile = "quick"\nnum_threads = 1  # torch'),
+                         ("02_plain", 'profile = "quick"'),
+                         ("90_benchmark", 'profile = "quick"\nnum_threads = 1  # timed run')]:
+        write_notebook(tmp_path / "notebooks" / f"{name}.ipynb", params, "pass")
+    monkeypatch.setattr(book, "available_cpus", lambda: 6)
+    runs = FakeRuns()
+    monkeypatch.setattr(book, "execute_notebook", runs)
+    independent = {"01_threads": (), "02_plain": (), "90_benchmark": ()}
+    book.build_book(root=tmp_path, html=False, jobs=3, needs=independent)
+    assert runs.parameters == {"01_threads": {"num_threads": 2}, "02_plain": {},
+                               "90_benchmark": {}}  # the benchmark keeps its own
+    runs = FakeRuns()
+    monkeypatch.setattr(book, "execute_notebook", runs)
+    book.build_book(root=tmp_path, html=False, jobs=1, needs=independent)  # as before
+    assert runs.started() == ["01_threads", "02_plain", "90_benchmark"]
+    assert runs.parameters == {"01_threads": {}, "02_plain": {}, "90_benchmark": {}}
+
+
+def test_failure_lets_running_finish_and_starts_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("01_bad", "02_after", "03_running", "04_later"):
+        write_notebook(tmp_path / "notebooks" / f"{name}.ipynb", 'profile = "quick"', "pass")
+    runs = FakeRuns(fail="01_bad")
+    runs.hold["03_running"] = threading.Event()  # still running when 01_bad fails
+    monkeypatch.setattr(book, "execute_notebook", runs)
+    needs = {"01_bad": (), "02_after": ("01_bad",), "03_running": (), "04_later": ()}
+    with pytest.raises(RuntimeError) as info:
+        book.build_book(root=tmp_path, html=False, jobs=2, needs=needs)
+    message = str(info.value)
+    assert "01_bad.ipynb failed at In [2] (ValueError: boom)" in message
+    assert "not run: 02_after, 04_later" in message and "finished: 03_running" in message
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert runs.started() == ["01_bad", "03_running"]
+    assert ("end", "03_running") in runs.events  # it was left to finish
+    manifest = json.loads((tmp_path / "book" / "executed" / "manifest.json").read_text())
+    assert list(manifest) == ["03_running"]
+
+
+RENDEZVOUS = (
+    "import json, os, pathlib, time\n"
+    "here = pathlib.Path('results')\n"
+    "here.mkdir(exist_ok=True)\n"
+    "(here / '{me}.started').write_text('')\n"
+    "deadline = time.monotonic() + 60\n"
+    "while not (here / '{other}.started').exists():  # the other one runs at the same time\n"
+    "    assert time.monotonic() < deadline, 'ran alone'\n"
+    "    time.sleep(0.05)\n"
+    "(here / '{me}.json').write_text(json.dumps(globals().get('num_threads')))\n"
+)
+
+
+def test_independent_notebooks_run_together_with_their_share_of_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_notebook(tmp_path / "notebooks" / "01_left.ipynb",
+                   'profile = "quick"\nnum_threads = 1  # torch threads',
+                   RENDEZVOUS.format(me="left", other="right"))
+    write_notebook(tmp_path / "notebooks" / "02_right.ipynb", 'profile = "quick"',
+                   RENDEZVOUS.format(me="right", other="left"))
+    monkeypatch.setattr(book, "available_cpus", lambda: 4)
+    timings = book.build_book(root=tmp_path, html=False, jobs=2,
+                              needs={"01_left": (), "02_right": ()})
+    assert list(timings) == ["01_left", "02_right"]
+    results = tmp_path / "results"
+    assert json.loads((results / "left.json").read_text()) == 2  # 4 CPUs / 2 jobs
+    assert json.loads((results / "right.json").read_text()) is None  # not declared: not set
+    times = json.loads(book.book_times_path(tmp_path).read_text())
+    assert times["jobs"] == 2 and times["wall_seconds"] > 0
+
+
+def test_dependent_notebook_runs_after_its_dependency(tmp_path: Path) -> None:
+    write_notebook(
+        tmp_path / "notebooks" / "01_writer.ipynb", 'profile = "quick"',
+        "import json, pathlib, time\ntime.sleep(2)\npathlib.Path('results').mkdir()\n"
+        "pathlib.Path('results/written.json').write_text(json.dumps(time.time()))",
+    )
+    write_notebook(
+        tmp_path / "notebooks" / "02_reader.ipynb", 'profile = "quick"',
+        "import json, pathlib, time\nstart = time.time()\n"
+        "written = json.loads(pathlib.Path('results/written.json').read_text())\n"
+        "pathlib.Path('results/read.json').write_text(json.dumps([written, start]))",
+    )
+    book.build_book(root=tmp_path, html=False, jobs=2,
+                    needs={"01_writer": (), "02_reader": ("01_writer",)})
+    written, start = json.loads((tmp_path / "results" / "read.json").read_text())
+    assert start >= written
+
+
+def test_failure_stops_dependents_and_names_the_notebook(tmp_path: Path) -> None:
+    write_notebook(tmp_path / "notebooks" / "01_bad.ipynb", 'profile = "quick"',
+                   'raise ValueError("lens too small")')
+    write_notebook(tmp_path / "notebooks" / "02_after.ipynb", 'profile = "quick"',
+                   "import pathlib\npathlib.Path('after.txt').write_text('ran')")
+    with pytest.raises(RuntimeError, match=r"01_bad\.ipynb failed .*ValueError: lens too small"
+                       r".*not run: 02_after"):
+        book.build_book(root=tmp_path, html=False, jobs=2,
+                        needs={"01_bad": (), "02_after": ("01_bad",)})
+    assert not (tmp_path / "after.txt").exists()
+    assert not (tmp_path / "book" / "executed" / "02_after.ipynb").exists()
