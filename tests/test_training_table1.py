@@ -65,3 +65,13 @@ def test_table1_contract_and_rerun(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(table1_module, "train", no_training)
     assert run_table1("quick", **kwargs) == table
+
+    # a finished run made with other training settings is refused, not reused: here the
+    # distortion weight changed after the table was made
+    with pytest.raises(ValueError, match=r"cameras/no-lens/seed0 .*differ in \['w_p'\]"):
+        run_table1("quick", **{**kwargs, "w_p": 99.0})
+    # so is one that started from another captioner
+    other = tmp_path / "other.pt"
+    other.write_bytes((base_dir / "best.pt").read_bytes())
+    with pytest.raises(ValueError, match="started from"):
+        run_table1("quick", **{**kwargs, "base_checkpoint": other})

@@ -31,10 +31,16 @@ from privcap.paper import FIG3_SSIM, TABLE1_MEASURED_NAMES, TABLE1_ROWS
 from privcap.paths import results_dir
 from privcap.profiles import check_profile
 from privcap.training.cameras import CAMERA_KINDS, check_kind
-from privcap.training.config import TrainConfig, train_config
+from privcap.training.config import TrainConfig
 from privcap.training.data import load_caption_data, load_test_data
 from privcap.training.io import load_json
-from privcap.training.table1 import EVALUATION_FILE, TABLE1_METRICS, run_table1
+from privcap.training.table1 import (
+    EVALUATION_FILE,
+    TABLE1_METRICS,
+    check_stored_run,
+    finetune_config,
+    run_table1,
+)
 
 __all__ = [
     "METRIC_LABELS",
@@ -229,42 +235,18 @@ def run_book_table1(
 def run_train_config(settings: Table1Settings, kind: str, seed: int) -> TrainConfig:
     """The training settings of one Table 1 run, as
     :func:`~privcap.training.table1.run_table1` builds them."""
-    values: dict[str, Any] = dict(settings.train_overrides, seed=int(seed))
-    if settings.epochs is not None:
-        values["epochs"] = int(settings.epochs)
-    return train_config(settings.profile, kind, finetune=True, **values)
+    return finetune_config(settings.profile, kind, seed, settings.epochs,
+                           dict(settings.train_overrides))
 
 
 def check_run_settings(settings: Table1Settings, kind: str, seed: int,
                        out_root: str | Path | None = None) -> None:
-    """Refuse to reuse a run trained with other settings or from another captioner.
-
-    :func:`~privcap.training.table1.run_table1` reuses a run whose ``evaluation.json``
-    matches its request (epochs, starting checkpoint path, test images, METEOR, beam); the
-    request does not hold the other training settings, so a run made before a preset changed
-    would be reused silently. This compares the run's ``history.json`` with
-    :func:`run_train_config` and its starting checkpoint with :func:`base_checkpoint`, and
-    raises ``ValueError`` naming the folder to delete when they differ. A folder without a
-    history (never started) passes.
-    """
-    run_dir = table1_run_dir(settings.profile, kind, seed, out_root)
-    path = run_dir / "history.json"
-    if not path.is_file():
-        return
-    history = load_json(path, "training history")
-    expected = run_train_config(settings, kind, seed).to_dict()
-    stored = history.get("train_config", {})
-    ignored = {"device", "num_workers", "checkpoint_every_steps"}
-    differ = sorted(k for k in set(expected) | set(stored)
-                    if k not in ignored and expected.get(k) != stored.get(k))
-    base = str(base_checkpoint(settings.profile))
-    if differ or history.get("init_from") != base:
-        why = (f"training settings differ in {differ}" if differ else
-               f"it started from {history.get('init_from')!r}, not {base!r}")
-        raise ValueError(
-            f"the Table 1 run in {run_dir} was made with other settings ({why}); delete that "
-            "folder to train it again with the current ones"
-        )
+    """Refuse to reuse a run trained with other settings or from another captioner:
+    :func:`~privcap.training.table1.check_stored_run` for the book's run of ``kind`` and
+    ``seed`` (its folder, :func:`run_train_config`, :func:`base_checkpoint`)."""
+    check_stored_run(table1_run_dir(settings.profile, kind, seed, out_root),
+                     run_train_config(settings, kind, seed).to_dict(),
+                     base_checkpoint(settings.profile))
 
 
 def table1_run_dir(profile: str, kind: str, seed: int, out_root: str | Path | None = None

@@ -22,7 +22,8 @@ held-out images (camera in evaluation mode: no read noise) with
 
 Each finished run leaves ``evaluation.json`` in its folder; a rerun skips runs whose
 evaluation is there (and matches the request) and resumes unfinished trainings from their
-``last.pt``.
+``last.pt``. A folder whose run was trained with other settings or from another captioner is
+refused with an error naming it (:func:`check_stored_run`), never reused.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from privcap.training.evaluation import evaluate_camera_run
 from privcap.training.io import load_json, write_json
 from privcap.training.loop import train
 
-__all__ = ["TABLE1_METRICS", "TABLE1_FILE", "EVALUATION_FILE", "run_table1", "table1_rows"]
+__all__ = ["TABLE1_METRICS", "TABLE1_FILE", "EVALUATION_FILE", "check_stored_run",
+           "finetune_config", "run_table1", "table1_rows"]
 
 #: caption metrics of a Table 1 row, as pycocoevalcap names them
 TABLE1_METRICS: tuple[str, ...] = ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "METEOR",
@@ -138,6 +140,8 @@ def run_table1(
         results[kind] = []
         for seed in seeds:
             run_dir = out / "cameras" / kind / f"seed{int(seed)}"
+            check_stored_run(run_dir, finetune_config(profile, kind, int(seed), epochs,
+                                                      overrides).to_dict(), base)
             done = _finished(run_dir, request)
             if done is None:
                 done = _run_one(profile, kind, int(seed), base, lens, train_data, val_data,
@@ -148,6 +152,48 @@ def run_table1(
              "rows": table1_rows(results)}
     write_json(out / "table1.json", table)
     return table
+
+
+#: training settings that may differ between a stored run and a new request (where it ran)
+_IGNORED_SETTINGS = frozenset({"device", "num_workers", "checkpoint_every_steps"})
+
+
+def check_stored_run(run_dir: str | Path, expected: dict[str, Any], base: str | Path) -> None:
+    """Refuse a run folder made with other training settings or from another captioner.
+
+    A run's ``evaluation.json`` records the request (epochs, starting checkpoint, test
+    images, METEOR, beam) but not every training setting; its ``history.json`` does. This
+    compares that history's ``train_config`` with ``expected`` (a
+    :meth:`~privcap.training.config.TrainConfig.to_dict`; the device and loader settings
+    apart) and its ``init_from`` with ``base``, and raises ``ValueError`` naming the folder
+    to delete when they differ, so that a run made before a preset changed is never reused
+    (or resumed) silently. A folder without a history (never started) passes.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "history.json"
+    if not path.is_file():
+        return
+    history = load_json(path, "training history")
+    stored = history.get("train_config", {})
+    differ = sorted(k for k in set(expected) | set(stored)
+                    if k not in _IGNORED_SETTINGS and expected.get(k) != stored.get(k))
+    if differ or history.get("init_from") != str(base):
+        why = (f"training settings differ in {differ}" if differ else
+               f"it started from {history.get('init_from')!r}, not {str(base)!r}")
+        raise ValueError(
+            f"the Table 1 run in {run_dir} was made with other settings ({why}); delete that "
+            "folder to train it again with the current ones"
+        )
+
+
+def finetune_config(profile: str, kind: str, seed: int, epochs: int | None,
+                    overrides: dict[str, Any]) -> Any:
+    """The training settings of one Table 1 run (fine-tuning preset, ``seed``, ``epochs``
+    when given, then ``overrides``)."""
+    settings = dict(overrides, seed=int(seed))
+    if epochs is not None:
+        settings["epochs"] = int(epochs)
+    return train_config(profile, kind, finetune=True, **settings)
 
 
 def _finished(run_dir: Path, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -166,10 +212,7 @@ def _run_one(profile, kind, seed, base, lens, train_data, val_data, test_data, d
     model, _ = load_captioner(base)
     torch.manual_seed(seed)
     camera = build_camera(kind, lens)
-    settings = dict(overrides, seed=seed)
-    if epochs is not None:
-        settings["epochs"] = int(epochs)
-    cfg = train_config(profile, kind, finetune=True, **settings)
+    cfg = finetune_config(profile, kind, seed, epochs, overrides)
     train(model, camera, train_data, val_data, cfg, run_dir, resume=True, init_from=base,
           progress=progress, profile=profile, data_info=data_info, log_epochs=progress)
     evaluation = evaluate_camera_run(model, camera, test_data, meteor=meteor,
