@@ -291,6 +291,11 @@ def test_frontier_trains_each_weight_once(tiny_results, monkeypatch) -> None:
         assert history["train_config"]["camera"] == "learned-lens"
         assert load_privacy(root / "frontier" / wp_label(w_p))["private"][0]["camera"] == \
             "learned-lens"
+    # the Table 1 cameras are measured here, with the sweep's settings, not read from 07
+    reference = load_privacy(root / "frontier" / "table1")
+    assert [r["camera"] for r in reference["private"]] == KINDS
+    assert {r["attack"] for r in reference["attacks"]} <= set(NON_BLIND)
+    assert {r["detector"] for r in reference["faces"]} == {"mtcnn"}
     clean = next(p for p in on_disk["points"] if p["camera"] == "no-lens")
     assert clean["SSIM_best"] == pytest.approx(1.0) and clean["face_rate"] == 1.0
     # a rerun trains nothing and measures nothing again
@@ -304,3 +309,28 @@ def test_frontier_trains_each_weight_once(tiny_results, monkeypatch) -> None:
     monkeypatch.setattr(frontier_module, "measure_privacy", forbidden)
     assert run_frontier(tiny_results["settings"], (0.5, 5.0), smoke=True,
                         coco_dir=None) == frontier
+
+
+def test_cameras_are_recorded_with_read_noise_and_bit_depth() -> None:
+    """The attacker gets the camera's recording: noise of the set level, 8-bit levels; the
+    originals (no-lens) are left untouched."""
+    from privcap.optics import IdentityCamera
+    from privcap.privacy.evaluate import _through
+
+    camera = build_camera("defocus").eval()
+    scenes = torch.rand(2, 3, 128, 128)
+    settings = PrivacySettings.smoke()
+    assert settings.read_noise_sigma == pytest.approx(0.01) and settings.bits == 8
+    clean = _through(camera, scenes)
+    recorded = _through(camera, scenes, settings.recording, 1)
+    assert torch.allclose(recorded * 255, (recorded * 255).round(), atol=1e-4)
+    inside = (clean > 0.1) & (clean < 0.9)
+    assert float((recorded - clean)[inside].std()) == pytest.approx(0.01, rel=0.1)
+    assert torch.equal(recorded, _through(camera, scenes, settings.recording, 1))
+    ideal = PrivacySettings(read_noise_sigma=0.0, bits=None).recording
+    assert torch.equal(_through(camera, scenes, ideal, 1), clean)
+    assert torch.equal(_through(IdentityCamera(), scenes, settings.recording, 1), scenes)
+    with pytest.raises(ValueError, match="noise_sigma"):
+        PrivacySettings(read_noise_sigma=-1.0)
+    with pytest.raises(ValueError, match="bits"):
+        PrivacySettings(bits=0)

@@ -19,10 +19,11 @@ writes ``results/<profile>/frontier/frontier.json``::
                  "face_rate", "hidden_accuracy", "hidden_chance"}]}
 
 with one point per ``w_p`` (source ``"frontier"``) and one per Table 1 camera (seed 0,
-source ``"table1"``: CIDEr from its ``evaluation.json``, privacy from ``privacy.json``).
-Every privacy value of a point uses the same attackers: the camera's own images and the
-non-blind attacks (:data:`FRONTIER_ATTACKS`), so the Table 1 cameras and the sweep are
-measured alike:
+source ``"table1"``: CIDEr from its ``evaluation.json``, privacy measured here, into
+``frontier/table1/privacy.json``, with the sweep's settings). Every privacy value of a
+point uses the same attackers and sizes: the camera's recorded images and the non-blind
+attacks (:data:`FRONTIER_ATTACKS`), so the Table 1 cameras and the sweep are measured alike
+(and the sweep does not wait for chapter 07's larger measurement):
 
 * ``SSIM_best``: the highest mean SSIM among the private images and their non-blind
   reconstructions (:func:`privcap.privacy.evaluate.best_reconstruction`);
@@ -38,11 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from privcap.privacy.evaluate import (
+    DETAILS_FILE,
     NON_BLIND,
     PRIVACY_FILE,
     PrivacySettings,
     best_reconstruction,
+    default_attacks,
     load_privacy,
+    load_table1_cameras,
     measure_privacy,
     privacy_data,
     write_privacy,
@@ -63,7 +67,7 @@ FRONTIER_FILE = "frontier.json"
 #: folder of the sweep under ``results/<profile>``
 FRONTIER_DIR = "frontier"
 #: the distortion weights of the sweep (two decades)
-DEFAULT_W_P: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
+DEFAULT_W_P: tuple[float, ...] = (0.4, 2.0, 5.0, 10.0, 40.0)
 #: the attacks every point of the frontier is measured with
 FRONTIER_ATTACKS: tuple[str, ...] = NON_BLIND
 _KIND = "learned-lens"
@@ -114,29 +118,32 @@ def frontier_point(privacy: Mapping[str, Any], camera: str, caption_metrics: Map
     }
 
 
-def _lens_privacy(run_root: Path, data_factory, settings: PrivacySettings, profile: str,
-                  progress: bool) -> dict[str, Any]:
-    """``run_root/privacy.json`` of the sweep lens in ``run_root`` (measured unless a file
-    for the same checkpoint and settings is there)."""
-    from privcap.training.checkpoint import load_run
+def _measured(run_root: Path, cameras_root: Path, kinds: Sequence[str], data_factory,
+              settings: PrivacySettings, profile: str, progress: bool) -> dict[str, Any]:
+    """``run_root/privacy.json`` of the cameras ``kinds`` of the runs under ``cameras_root``
+    (seed 0), measured with the sweep's attackers unless a file for the same checkpoints and
+    settings is there."""
     from privcap.training.io import load_json
 
-    run_dir = run_root / "cameras" / _KIND / "seed0"
-    checkpoint = run_dir / "last.pt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"sweep lens checkpoint not found: {checkpoint}")
-    stamp = {"checkpoint_mtime_ns": checkpoint.stat().st_mtime_ns,
+    checkpoints = {kind: cameras_root / kind / "seed0" / "last.pt" for kind in kinds}
+    for kind, checkpoint in checkpoints.items():
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{kind} checkpoint not found: {checkpoint} (train Table 1 "
+                                    "first: chapter 05)")
+    stamp = {"checkpoints_mtime_ns": {k: c.stat().st_mtime_ns for k, c in checkpoints.items()},
              "settings": settings.to_dict()}
-    details_path = run_root / "privacy_details.json"
+    details_path = run_root / DETAILS_FILE
     if (run_root / PRIVACY_FILE).is_file() and details_path.is_file():
         stored = load_json(details_path, "privacy details")
         if stored.get("stamp") == stamp:
             return load_privacy(run_root)
-    model, camera, _ = load_run(run_dir, which="last", camera_kind=_KIND)
-    data = data_factory(int(model.config.image_size))
+    cameras, image_size = load_table1_cameras(cameras_root, kinds, seed=0)
+    data = data_factory(image_size)
+    plan = {name: tuple(a for a in attacks if a in FRONTIER_ATTACKS)
+            for name, attacks in default_attacks(cameras).items()}
     rows, details, examples = measure_privacy(
-        {_KIND: camera}, data, settings, attacks={_KIND: FRONTIER_ATTACKS}, control=False,
-        reidentification=False, detectors=("mtcnn",), progress=progress)
+        cameras, data, settings, attacks=plan, control=False, reidentification=False,
+        detectors=("mtcnn",), progress=progress)
     privacy = {"profile": profile, "dataset": data.description, **rows}
     details["stamp"] = stamp
     write_privacy(run_root, privacy, details, examples)
@@ -163,8 +170,9 @@ def run_frontier(
         w_p_values: distortion weights (at least two, distinct).
         privacy_settings: sizes (default :func:`frontier_privacy_settings`).
         out_root: folder of the sweep (default ``results/<profile>/frontier``).
-        table1_root: where Table 1's ``cameras/`` and ``privacy.json`` are (default
-            ``results/<profile>``): the reference points.
+        table1_root: where Table 1's ``cameras/`` are (default ``results/<profile>``): the
+            reference points, measured with the sweep's settings into
+            ``<out_root>/table1/``.
         coco_dir: see :func:`privcap.privacy.evaluate.privacy_data`.
         smoke: tiny privacy sizes (the Table 1 settings decide the training sizes).
         progress: print one line per stage.
@@ -186,7 +194,6 @@ def run_frontier(
     root = Path(out_root) if out_root is not None else results_dir(profile, FRONTIER_DIR)
     t1_root = Path(table1_root) if table1_root is not None else results_dir(profile,
                                                                             create=False)
-    reference = load_privacy(t1_root / PRIVACY_FILE)  # fail early: chapter 07 first
     settings = privacy_settings or frontier_privacy_settings(smoke)
     cache: dict[int, Any] = {}
 
@@ -207,10 +214,15 @@ def run_frontier(
         run_book_table1(lens_settings, cameras=(_KIND,), seeds=(0,), out_root=run_root)
         evaluation = load_json(run_root / "cameras" / _KIND / "seed0" / "evaluation.json",
                                "sweep lens evaluation")
-        privacy = _lens_privacy(run_root, data_factory, settings, profile, progress)
+        privacy = _measured(run_root, run_root / "cameras", (_KIND,), data_factory, settings,
+                            profile, progress)
         dataset = dataset or privacy["dataset"]
         points.append(frontier_point(privacy, _KIND, evaluation["metrics"],
                                      label=f"w_p = {value:g}", w_p=value, source="frontier"))
+    if progress:
+        print("[frontier] Table 1 cameras: privacy", flush=True)
+    reference = _measured(root / "table1", t1_root / "cameras", CAMERA_KINDS, data_factory,
+                          settings, profile, progress)
     for kind in CAMERA_KINDS:
         run_dir = t1_root / "cameras" / kind / "seed0"
         evaluation = load_json(run_dir / "evaluation.json", "Table 1 evaluation")
