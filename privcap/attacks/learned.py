@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -522,9 +522,15 @@ def competence_control(
     sigma_px: float = CONTROL_SIGMA_PX,
     ratio: float = 2 / 3,
     seed: int = 0,
+    degrade: Callable[[Tensor, str], Tensor] | None = None,
     **train_kwargs: Any,
 ) -> dict[str, Any]:
     """Train the restorer on a mild Gaussian blur of ``images`` and score held-out images.
+
+    ``degrade(blurred, part)`` (optional), with ``part`` ``"learned_train"`` or
+    ``"control"``, turns the blurred images into what a camera records (read noise, bit
+    depth: :class:`privcap.optics.recording.SensorRecording`), so that the control meets
+    the same recording as the camera's images.
 
     The attacker is trained exactly as for a camera (:func:`train_restorer` with
     ``train_kwargs``), on pairs ``(gaussian_blur(x, sigma_px), x)``. Held out: ``test_images``
@@ -551,6 +557,9 @@ def competence_control(
         train = x
     blurred_train = gaussian_blur(train, sigma_px)
     blurred_test = gaussian_blur(test, sigma_px)
+    if degrade is not None:
+        blurred_train = degrade(blurred_train, "learned_train")
+        blurred_test = degrade(blurred_test, "control")
     start = time.perf_counter()
     model, history = train_restorer(blurred_train, train, seed=seed, **train_kwargs)
     seconds = time.perf_counter() - start

@@ -87,7 +87,9 @@ from privcap.attacks.learned import (
 )
 from privcap.attacks.pipeline import attack_images
 from privcap.metrics import psnr, ssim
+from privcap.optics.camera import IdentityCamera
 from privcap.optics.convolution import fft_convolve
+from privcap.optics.recording import SensorRecording
 from privcap.privacy.face_crops import FaceCrops, coco_face_crops, portrait_face_crops
 from privcap.privacy.faces import DETECTORS, detect_faces, detection_rate
 from privcap.privacy.readers import best_reader_accuracy, render_through
@@ -178,7 +180,15 @@ class PrivacySettings:
             :func:`privcap.privacy.best_reader_accuracy`.
         max_coco_faces: keep at most this many coco-mini faces (``None``: all).
         examples: scenes shown per camera in ``privacy_examples.pt`` (faces: the portraits).
-        seed: seed of the splits, crops and trainings.
+        seed: seed of the splits, crops and trainings (and of the read noise).
+        read_noise_sigma, bits: what the camera hands over (:class:`SensorRecording`): every
+            camera's image is its noise-free sensor image plus Gaussian read noise of this
+            standard deviation (the middle of the training range,
+            ``OpticsConfig.noise_sigma_range``), stored with ``bits`` bits per channel. The
+            attacker only ever sees that recording, for the images it attacks and for its
+            own training pairs; the competence control's blurred images are recorded the
+            same way. ``read_noise_sigma=0`` and ``bits=None`` give the noise-free float
+            image (an attacker who reads the sensor before noise: no physical camera).
     """
 
     num_scenes: int = 240
@@ -196,8 +206,11 @@ class PrivacySettings:
     max_coco_faces: int | None = None
     examples: int = 3
     seed: int = 0
+    read_noise_sigma: float = 0.01
+    bits: int | None = 8
 
     def __post_init__(self) -> None:
+        SensorRecording(self.read_noise_sigma, self.bits)  # validates both
         for name in ("num_scenes", "num_tuning", "reader_train", "reader_test", "examples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -213,6 +226,11 @@ class PrivacySettings:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if not self.nsr_candidates or not self.rl_iterations:
             raise ValueError("nsr_candidates and rl_iterations must not be empty")
+
+    @property
+    def recording(self) -> SensorRecording:
+        """The recording model of every camera's images (see the attributes)."""
+        return SensorRecording(self.read_noise_sigma, self.bits, self.seed)
 
     @classmethod
     def smoke(cls) -> PrivacySettings:
@@ -492,14 +510,26 @@ def radial_mtf(psf: Tensor, image_size: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- helpers
 @torch.no_grad()
-def _through(camera: nn.Module, images: Tensor) -> Tensor:
+def _through(camera: nn.Module, images: Tensor, recording: SensorRecording | None = None,
+             stream: int = 0) -> Tensor:
+    """What ``camera`` records of ``images``: its evaluation-mode (noise-free) output, then
+    ``recording`` (read noise from ``stream``, bit depth). The originals (an
+    :class:`~privcap.optics.IdentityCamera`, the ``no-lens`` row) are left as they are."""
     if len(images) == 0:
         return images.clone()
     out = torch.cat([camera(images[i : i + _BATCH]) for i in range(0, len(images), _BATCH)])
     if out.shape != images.shape:
         raise ValueError(f"camera {type(camera).__name__} changed the image shape "
                          f"{tuple(images.shape)} -> {tuple(out.shape)}")
-    return out.float()
+    out = out.float()
+    if recording is not None and not isinstance(camera, IdentityCamera):
+        out = recording(out, stream)
+    return out
+
+
+#: noise streams of the image sets (the same set gets the same noise through every camera)
+_STREAM = {"scenes": 1, "faces": 2, "tune_scenes": 3, "tune_photos": 4, "learned_train": 5,
+           "reader_train": 6, "reader_test": 7, "control_tune": 8, "control": 9}
 
 
 def _finite(value: float) -> float | None:
@@ -625,6 +655,10 @@ def measure_privacy(
     gallery = face_embeddings(faces) if reidentification else None
     details["seconds"]["originals"] = _elapsed(start)
     reader_sets = (data.reader_train, data.reader_test)
+    recording = s.recording
+
+    def record(camera: nn.Module, images: Tensor, part: str) -> Tensor:
+        return _through(camera, images, recording, _STREAM[part])
 
     def record_faces(name: str, attack: str | None, altered: Tensor) -> None:
         label = attack or "none"
@@ -646,9 +680,10 @@ def measure_privacy(
                                      "predicted")}
 
     def record_reader(name: str, attack: str | None,
-                      transform: Callable[[Tensor], Tensor]) -> None:
+                      transform: Callable[[Tensor, str], Tensor]) -> None:
         (xa, ya, ba), (xb, yb, bb) = reader_sets
-        result = best_reader_accuracy(transform(xa), ya, transform(xb), yb, (ba, bb),
+        result = best_reader_accuracy(transform(xa, "reader_train"), ya,
+                                      transform(xb, "reader_test"), yb, (ba, bb),
                                       seed=s.seed, training=s.reader_training)
         rows["sensitive_detail"].append({
             "camera": name, "attack": attack, "accuracy": result["accuracy"],
@@ -658,8 +693,8 @@ def measure_privacy(
     for name, camera in cameras.items():
         start = _timer()
         _log(progress, f"[privacy] {name}: private images")
-        private_scenes = _through(camera, data.scenes_eval)
-        private_faces = _through(camera, faces)
+        private_scenes = record(camera, data.scenes_eval, "scenes")
+        private_faces = record(camera, faces, "faces")
         row, per_image = _score_row(name, private_scenes, data.scenes_eval)
         rows["private"].append(row)
         details["per_image_ssim"].setdefault(name, {})["none"] = per_image
@@ -686,7 +721,7 @@ def measure_privacy(
             start = _timer()
             _log(progress, f"[privacy] {name}: {attack} attack")
             if attack == "learned":
-                train_private = _through(camera, learned_train)
+                train_private = record(camera, learned_train, "learned_train")
                 restorer, history = train_restorer(train_private, learned_train,
                                                    **restorer_kwargs)
                 details["restorer_history"][name] = history
@@ -701,10 +736,12 @@ def measure_privacy(
                 options = ({"candidates": s.nsr_candidates} if attack == "wiener"
                            else {"iterations": s.rl_iterations})
                 on_scenes = attack_images(camera, attack, private_scenes, data.scenes_eval,
-                                          tuning=(_through(camera, tune_scenes), tune_scenes),
+                                          tuning=(record(camera, tune_scenes, "tune_scenes"),
+                                                  tune_scenes),
                                           **options)
                 on_faces = attack_images(camera, attack, private_faces, faces,
-                                         tuning=(_through(camera, tune_photos), tune_photos),
+                                         tuning=(record(camera, tune_photos, "tune_photos"),
+                                                 tune_photos),
                                          **options) if len(tune_photos) else None
                 parameter = {"scenes": on_scenes["parameter"],
                              "faces": on_faces["parameter"] if on_faces else None}
@@ -732,15 +769,15 @@ def measure_privacy(
 
         start = _timer()
         _log(progress, f"[privacy] {name}: hidden-detail readers")
-        record_reader(name, None, lambda x, cam=camera: _through(cam, x))
+        record_reader(name, None, lambda x, part, cam=camera: record(cam, x, part))
         non_blind = {a: r for a, r in attacked_scenes.items() if a in NON_BLIND}
         if non_blind:
             best = max(non_blind, key=lambda a: non_blind[a]["SSIM_mean"])
             details["best_non_blind"][name] = best
             psf = camera_psf(camera)
             parameter = details["parameters"][name][best]["scenes"]
-            record_reader(name, best, lambda x, cam=camera, a=best, k=psf, p=parameter:
-                          _apply_non_blind(a, _through(cam, x), k, p))
+            record_reader(name, best, lambda x, part, cam=camera, a=best, k=psf, p=parameter:
+                          _apply_non_blind(a, record(cam, x, part), k, p))
         details["seconds"][name]["readers"] = _elapsed(start)
 
     if control:
@@ -756,20 +793,22 @@ def _control(data: PrivacyData, s: PrivacySettings, tune_scenes: Tensor,
              plan: Mapping[str, Sequence[str]], learned_train: Tensor,
              restorer_kwargs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Control rows: for each blur, the blurred scenes (attack ``None``) and each attacker's
-    restoration. The non-blind attacks get the camera's forward model (zero-padded
-    convolution, :data:`CONTROL_BLUR`); the learned attack the blur of
+    restoration, every blurred image recorded as the cameras' images are
+    (:attr:`PrivacySettings.recording`). The non-blind attacks get the camera's forward
+    model (zero-padded convolution, :data:`CONTROL_BLUR`); the learned attack the blur of
     :func:`~privcap.attacks.competence_control` (mirrored borders,
     :data:`CONTROL_BLUR_MIRRORED`)."""
     psf = gaussian_psf(CONTROL_SIGMA_PX)
     if psf.shape[-1] > data.image_size:
         raise ValueError(f"images of {data.image_size} px are too small for the control blur")
     evaluated = data.scenes_eval
-    blurred = fft_convolve(evaluated, psf)
+    recording = s.recording
+    blurred = recording(fft_convolve(evaluated, psf), _STREAM["control"])
     s_blur = ssim(blurred.clamp(0, 1), evaluated).double()
     rows = [{"blur": CONTROL_BLUR, "attack": None, "SSIM_mean": float(s_blur.mean())}]
     info: dict[str, Any] = {"sigma_px": CONTROL_SIGMA_PX, "n_images": len(evaluated),
                             "non_blind": {}, "learned": None}
-    tune_blurred = fft_convolve(tune_scenes, psf)
+    tune_blurred = recording(fft_convolve(tune_scenes, psf), _STREAM["control_tune"])
     for attack in NON_BLIND:
         if attack == "wiener":
             value, table = tune_wiener(tune_blurred, tune_scenes, psf, s.nsr_candidates)
@@ -782,6 +821,7 @@ def _control(data: PrivacyData, s: PrivacySettings, tune_scenes: Tensor,
         info["non_blind"][attack] = {"parameter": value, "table": table}
     if any("learned" in chosen for chosen in plan.values()):
         result = competence_control(learned_train, test_images=evaluated, seed=s.seed,
+                                    degrade=lambda x, part: recording(x, _STREAM[part]),
                                     **{k: v for k, v in restorer_kwargs.items()
                                        if k != "seed"})
         rows.append({"blur": CONTROL_BLUR_MIRRORED, "attack": None,
