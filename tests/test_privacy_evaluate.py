@@ -184,6 +184,10 @@ def test_rerun_reuses_the_measurement(tiny_results, monkeypatch) -> None:
     assert run_privacy("quick", smoke=True, coco_dir=None) == tiny_results["privacy"]
     with pytest.raises(AssertionError, match="made again"):  # another request measures
         run_privacy("quick", smoke=True, coco_dir=None, learned_cameras=["learned-lens"])
+    # so does another face-detector threshold (a constant, not a setting)
+    monkeypatch.setattr(evaluate_module, "MTCNN_MIN_PROBABILITY", 0.95)
+    with pytest.raises(AssertionError, match="made again"):
+        run_privacy("quick", smoke=True, coco_dir=None)
 
 
 def test_bad_inputs(tiny_results, tmp_path) -> None:

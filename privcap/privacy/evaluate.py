@@ -91,7 +91,13 @@ from privcap.optics.camera import IdentityCamera
 from privcap.optics.convolution import fft_convolve
 from privcap.optics.recording import SensorRecording
 from privcap.privacy.face_crops import FaceCrops, coco_face_crops, portrait_face_crops
-from privcap.privacy.faces import DETECTORS, detect_faces, detection_rate
+from privcap.privacy.faces import (
+    DETECTORS,
+    IOU_THRESHOLD,
+    MTCNN_MIN_PROBABILITY,
+    detect_faces,
+    detection_rate,
+)
 from privcap.privacy.readers import best_reader_accuracy, render_through
 from privcap.privacy.reidentification import (
     RECOGNITION_MODEL_FILE,
@@ -581,6 +587,12 @@ def _log(progress: bool, message: str) -> None:
 
 
 # --------------------------------------------------------------------------- measurement
+def measurement_constants() -> dict[str, Any]:
+    """Module constants a stored measurement depends on besides its settings (the face
+    detector's thresholds): part of every reuse stamp, so that changing one measures again."""
+    return {"mtcnn_min_probability": MTCNN_MIN_PROBABILITY, "iou_threshold": IOU_THRESHOLD}
+
+
 def measure_privacy(
     cameras: Mapping[str, nn.Module],
     data: PrivacyData,
@@ -943,6 +955,7 @@ def run_privacy(
     coco = resolve_coco_dir(coco_dir)
     out = Path(out_dir) if out_dir is not None else results_dir(profile)
     stamp = {"profile": profile, "seed": int(seed), "settings": s.to_dict(),
+             "face_detection": measurement_constants(),
              "attacks": {k: list(v) for k, v in plan.items()},
              "coco_dir": None if coco is None else str(coco.resolve()),
              "checkpoints": {kind: (root / kind / f"seed{int(seed)}" / "last.pt")

@@ -48,6 +48,7 @@ from privcap.privacy.evaluate import (
     load_privacy,
     load_table1_cameras,
     measure_privacy,
+    measurement_constants,
     privacy_data,
     write_privacy,
 )
@@ -131,7 +132,7 @@ def _measured(run_root: Path, cameras_root: Path, kinds: Sequence[str], data_fac
             raise FileNotFoundError(f"{kind} checkpoint not found: {checkpoint} (train Table 1 "
                                     "first: chapter 05)")
     stamp = {"checkpoints_mtime_ns": {k: c.stat().st_mtime_ns for k, c in checkpoints.items()},
-             "settings": settings.to_dict()}
+             "settings": settings.to_dict(), "face_detection": measurement_constants()}
     details_path = run_root / DETAILS_FILE
     if (run_root / PRIVACY_FILE).is_file() and details_path.is_file():
         stored = load_json(details_path, "privacy details")
