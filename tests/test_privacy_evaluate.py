@@ -338,3 +338,20 @@ def test_cameras_are_recorded_with_read_noise_and_bit_depth() -> None:
         PrivacySettings(read_noise_sigma=-1.0)
     with pytest.raises(ValueError, match="bits"):
         PrivacySettings(bits=0)
+
+
+def test_detail_free_ssim_falls_with_the_blur_width() -> None:
+    from privcap.privacy.blur import gaussian_blur
+    from privcap.privacy.evaluate import DETAIL_FREE_SIGMAS_PX, detail_free_ssim
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 64, 64)
+    rows = detail_free_ssim(x)
+    assert [r["sigma_px"] for r in rows] == list(DETAIL_FREE_SIGMAS_PX)
+    values = [r["SSIM_mean"] for r in rows]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False)), values
+    from privcap.metrics import ssim
+
+    expected = float(ssim(gaussian_blur(x, 4.0).clamp(0, 1), x).double().mean())
+    assert detail_free_ssim(x, (4.0,))[0]["SSIM_mean"] == pytest.approx(expected)
+    assert detail_free_ssim(x, (0.0,))[0]["SSIM_mean"] == pytest.approx(1.0)

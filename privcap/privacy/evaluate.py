@@ -122,6 +122,7 @@ __all__ = [
     "best_reconstruction",
     "check_attacks",
     "default_attacks",
+    "detail_free_ssim",
     "gaussian_psf",
     "load_privacy",
     "load_table1_cameras",
@@ -590,7 +591,8 @@ def _log(progress: bool, message: str) -> None:
 def measurement_constants() -> dict[str, Any]:
     """Module constants a stored measurement depends on besides its settings (the face
     detector's thresholds): part of every reuse stamp, so that changing one measures again."""
-    return {"mtcnn_min_probability": MTCNN_MIN_PROBABILITY, "iou_threshold": IOU_THRESHOLD}
+    return {"mtcnn_min_probability": MTCNN_MIN_PROBABILITY, "iou_threshold": IOU_THRESHOLD,
+            "detail_free_sigmas_px": list(DETAIL_FREE_SIGMAS_PX)}
 
 
 def measure_privacy(
@@ -792,6 +794,7 @@ def measure_privacy(
                           _apply_non_blind(a, record(cam, x, part), k, p))
         details["seconds"][name]["readers"] = _elapsed(start)
 
+    details["detail_free_ssim"] = detail_free_ssim(data.scenes_eval)
     if control:
         start = _timer()
         _log(progress, "[privacy] competence control")
@@ -799,6 +802,25 @@ def measure_privacy(
                                                        learned_train, restorer_kwargs)
         details["seconds"]["control"] = _elapsed(start)
     return rows, details, examples
+
+
+#: Gaussian widths (pixels) of :func:`detail_free_ssim`
+DETAIL_FREE_SIGMAS_PX: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0)
+
+
+def detail_free_ssim(originals: Tensor, sigmas_px: Sequence[float] = DETAIL_FREE_SIGMAS_PX
+                     ) -> list[dict[str, float]]:
+    """What SSIM an image without detail gets: the mean SSIM to ``originals`` of the
+    originals themselves blurred by a Gaussian of each width (mirrored borders). A
+    reconstruction that scores no better than the blur of width ``sigma`` has given back
+    nothing finer than about ``sigma`` pixels; on scenes with large flat areas even a wide
+    blur keeps a sizeable SSIM, which puts the attack scores in scale."""
+    from privcap.privacy.blur import gaussian_blur
+
+    return [{"sigma_px": float(sigma),
+             "SSIM_mean": float(ssim(gaussian_blur(originals, float(sigma)).clamp(0, 1),
+                                     originals).double().mean())}
+            for sigma in sigmas_px]
 
 
 def _control(data: PrivacyData, s: PrivacySettings, tune_scenes: Tensor,
