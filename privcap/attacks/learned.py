@@ -275,25 +275,23 @@ def split_pairs(n: int, ratio: float = 2 / 3, seed: int = 0) -> tuple[list[int],
 
 
 def gaussian_blur(images: Tensor, sigma_px: float = CONTROL_SIGMA_PX) -> Tensor:
-    """Separable Gaussian blur (``B x C x H x W``), taps to ``4 sigma``, reflected borders.
+    """The competence control's mild blur (``B x C x H x W``): the project's Gaussian blur
+    (:func:`privcap.privacy.blur.gaussian_blur`: taps to ``4 sigma``, reflected borders),
+    refused for ``sigma_px <= 0`` and for images smaller than the kernel.
 
-    The competence control's mild blur; it does not darken the borders (unlike a camera,
-    whose scene is zero outside the field of view).
+    It does not darken the borders (unlike a camera, whose scene is zero outside the field
+    of view).
     """
+    from privcap.privacy.blur import TRUNCATE
+    from privcap.privacy.blur import gaussian_blur as blur
+
     if not (isinstance(sigma_px, (int, float)) and math.isfinite(sigma_px) and sigma_px > 0):
         raise ValueError(f"sigma_px must be a positive number, got {sigma_px!r}")
-    x = images.unsqueeze(0) if images.dim() == 3 else images
-    radius = math.ceil(4 * sigma_px)
-    if radius >= min(x.shape[-2:]):
-        raise ValueError(f"images of {tuple(x.shape[-2:])} are too small for sigma {sigma_px}")
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    taps = torch.exp(-(offsets**2) / (2 * sigma_px**2))
-    taps = taps / taps.sum()
-    c = x.shape[1]
-    out = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, taps.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.conv2d(out, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return out[0] if images.dim() == 3 else out
+    radius = max(1, int(TRUNCATE * sigma_px + 0.5))
+    if radius >= min(images.shape[-2:]):
+        raise ValueError(f"images of {tuple(images.shape[-2:])} are too small for sigma "
+                         f"{sigma_px}")
+    return blur(images, float(sigma_px))
 
 
 def augment_crops(
