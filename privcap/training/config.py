@@ -168,12 +168,13 @@ _SCRATCH: dict[str, dict[str, Any]] = {
 #: (and ``coco-mini``): the paper's ratio w_p / w_ce = 6 / 0.4 = 15. With Adam the lens follows
 #: the direction of ``w_p grad L_p + w_ce grad L_ce`` (its scale hardly matters), so the ratio
 #: sets where the lens stops blurring. On the synthetic scenes the ratio decides between two
-#: kinds of lens (chapter 08 sweeps it): up to about 8 the lens spreads light so that every
-#: spatial frequency is attenuated but none is lost, and a deconvolution that knows the PSF
-#: gives faces back; at 15 it settles where the transfer function falls under the sensor's
-#: noise over most frequencies, so faces and the digit tags are gone for the attackers too,
-#: while the captions keep close to the no-lens CIDEr. L_H stays ~1e-3 on these lenses (their
-#: PSF energy spreads over many pixels); w_h = 2 only stops a bright lobe far out.
+#: kinds of lens (chapter 08 sweeps it): up to about 10 the lens spreads light so that every
+#: spatial frequency is attenuated but few are lost, and attackers that know the PSF still
+#: find half of the faces or more; at 15 its transfer function falls under the recorded
+#: image's noise over most frequencies, so faces and the digit tags are gone for the attackers
+#: too, at the price of about a sixth of the no-lens CIDEr (chapters 05 and 07). L_H stays
+#: ~1e-3 on these lenses (their PSF energy spreads over many pixels); w_h = 2 only stops a
+#: bright lobe far out.
 _WEIGHTS: dict[str, dict[str, float]] = {
     "quick": dict(w_ce=1.0, w_p=15.0, w_h=2.0),
     "coco-mini": dict(w_ce=1.0, w_p=15.0, w_h=2.0),
@@ -201,7 +202,7 @@ LENS_LR: dict[str, tuple[float, float]] = {
 #: the rows comparable: at a constant rate for 2 epochs, two seeds of the same camera ended
 #: 0.24 CIDEr apart (the model is scored wherever the last noisy step left it); with 3 halving
 #: epochs the seeds of each camera agreed within about 0.03. The four cameras x two seeds of
-#: Table 1 then take about 8 CPU minutes on one thread.
+#: Table 1 then take about 7 minutes on one thread (training and the final evaluation).
 FINETUNE: dict[str, dict[str, Any]] = {
     "quick": dict(epochs=3, lr_encoder=5e-4, lr_decoder=1e-3, lr_decay=0.5, val_meteor=False),
     "coco-mini": dict(epochs=5, lr_decoder=1e-3, lr_decay=1.0, val_meteor=False),
