@@ -362,6 +362,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         args.run, args.attack, args.inputs, args.out, camera=args.camera,
         profile=args.profile, image_size=args.image_size, ratio=args.ratio, seed=args.seed,
         limit=args.limit, train_kwargs=train_kwargs, overwrite=args.overwrite,
+        read_noise_sigma=args.read_noise, bits=args.bits or None,
     )
     psnr_db = "inf" if report["PSNR_mean"] is None else f"{report['PSNR_mean']:.2f}"
     print(f"{report['attack']} on {report['n_images']} images (attacker's set "
@@ -392,6 +393,10 @@ def _add_attack_command(sub) -> None:
     attack.add_argument("--seed", type=int, default=0, help="split / training seed")
     attack.add_argument("--limit", type=int, default=None, help="use at most N images")
     attack.add_argument("--epochs", type=int, default=None, help="learned attack: epochs")
+    attack.add_argument("--read-noise", type=float, default=0.01, metavar="SIGMA",
+                        help="read noise of the recorded images (full scale 1; default 0.01)")
+    attack.add_argument("--bits", type=int, default=8,
+                        help="bit depth the camera stores (default 8; 0: floating point)")
     attack.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     attack.add_argument("--no-progress", action="store_true", help="no progress bar")
     attack.set_defaults(func=_cmd_attack)

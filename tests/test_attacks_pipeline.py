@@ -164,6 +164,25 @@ def test_run_attack_cli_writes_pngs_and_scores(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["wiener"]  # no temporary left
 
 
+def test_run_attack_cli_attacks_what_the_camera_records(tmp_path):
+    """The private images carry the set read noise and bit depth, recorded in scores.json;
+    zero noise and no bit depth give the noise-free float images."""
+    common = dict(camera="focused", limit=4)
+    clean = run_attack_cli(None, "none", ["synthetic:4"], tmp_path / "a", read_noise_sigma=0.0,
+                           bits=None, **common)
+    noisy = run_attack_cli(None, "none", ["synthetic:4"], tmp_path / "b", read_noise_sigma=0.05,
+                           **common)
+    assert clean["recording"] == {"noise_sigma": 0.0, "bits": None, "seed": 0}
+    assert noisy["recording"] == {"noise_sigma": 0.05, "bits": 8, "seed": 0}
+    assert noisy["SSIM_mean"] < clean["SSIM_mean"] - 0.05
+    default = run_attack_cli(None, "none", ["synthetic:4"], tmp_path / "c", **common)
+    assert default["recording"]["noise_sigma"] == 0.01 and default["recording"]["bits"] == 8
+    with pytest.raises(ValueError, match="noise_sigma"):
+        run_attack_cli(None, "none", ["synthetic:4"], tmp_path / "d", read_noise_sigma=-1.0,
+                       **common)
+    assert not (tmp_path / "d").exists()
+
+
 def test_run_attack_cli_never_writes_half_way(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
@@ -198,6 +217,8 @@ def test_run_attack_cli_never_writes_half_way(tmp_path, monkeypatch):
         (["RUN", "--camera", "focused", "--attack", "none"], "not both or neither"),
         (["--attack", "none"], "not both or neither"),
         (["MISSING_RUN", "--attack", "wiener"], "not found"),
+        (["--camera", "focused", "--attack", "none", "--read-noise", "-1"], "noise_sigma"),
+        (["--camera", "focused", "--attack", "none", "--bits", "40"], "bits"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, args, message):

@@ -43,6 +43,8 @@ from privcap.attacks.deconvolution import (
 )
 from privcap.attacks.learned import restore, split_pairs, train_restorer
 from privcap.metrics import psnr, ssim
+from privcap.optics.camera import IdentityCamera
+from privcap.optics.recording import SensorRecording
 
 __all__ = [
     "ATTACKS",
@@ -337,15 +339,20 @@ def run_attack_cli(
     iterations: Sequence[int] = DEFAULT_RL_ITERATIONS,
     train_kwargs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    read_noise_sigma: float = 0.01,
+    bits: int | None = 8,
 ) -> dict[str, Any]:
     """``privcap attack``: attack a camera's recordings of ``inputs`` and save the result.
 
     Exactly one of ``checkpoint_or_camera_dir`` (a training run folder with ``best.pt``)
     and ``camera`` (a name of :data:`CAMERA_NAMES`, built for ``profile``) gives the
     camera. The scenes (:func:`load_inputs`, at ``image_size``, default the camera's
-    ``config.image_size`` or 128) are recorded by the camera in evaluation mode (no read
-    noise) and split by :func:`split_pairs` (``ratio``, ``seed``): the first part is the
-    attacker's tuning / training set, the rest is attacked and scored.
+    ``config.image_size`` or 128) are recorded by the camera as it hands them over: its
+    evaluation-mode image with read noise of ``read_noise_sigma`` stored with ``bits`` bits
+    (:class:`~privcap.optics.recording.SensorRecording`, seeded with ``seed``; ``0`` and
+    ``None`` give the noise-free float image), and split by :func:`split_pairs` (``ratio``,
+    ``seed``): the first part is the attacker's tuning / training set, the rest is attacked
+    and scored.
 
     Writes ``out_dir/reconstructions/<name>.png`` for every evaluated image and
     ``out_dir/scores.json`` (attack, camera, parameter, SSIM_mean, SSIM_std, PSNR_mean,
@@ -356,6 +363,7 @@ def run_attack_cli(
     """
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
+    recording = SensorRecording(read_noise_sigma, bits, seed)  # validates both
     if (checkpoint_or_camera_dir is None) == (camera is None):
         raise ValueError("give either a camera run folder or a camera name (--camera), not "
                          f"both or neither (got {checkpoint_or_camera_dir!r} and {camera!r})")
@@ -378,6 +386,8 @@ def run_attack_cli(
     cam.eval()
     with torch.no_grad():
         private = cam(originals)
+    if not isinstance(cam, IdentityCamera):  # the no-lens camera stands for the originals
+        private = recording(private)
     tune_idx, eval_idx = split_pairs(originals.shape[0], ratio, seed)
     result = attack_images(
         cam, attack, private[eval_idx], originals[eval_idx],
@@ -390,6 +400,7 @@ def run_attack_cli(
         "camera": camera_label,
         "profile": profile if camera is not None else None,
         "image_size": int(size),
+        "recording": recording.to_dict(),
         "parameter": result["parameter"],
         "SSIM_mean": result["SSIM_mean"],
         "SSIM_std": result["SSIM_std"],
