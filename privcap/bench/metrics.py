@@ -27,6 +27,7 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+from privcap.bench.timing import summarize_times
 from privcap.metrics import CAPTION_METRICS, score_captions
 
 #: environment variable naming a COCO-format captions file to benchmark on
@@ -138,17 +139,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _measurement(what: str, times_s: list[float], n_images: int) -> dict[str, Any]:
-    return {
-        "what": what,
-        "median_s": statistics.median(times_s),
-        "min_s": min(times_s),
-        "max_s": max(times_s),
-        "repeats": len(times_s),
-        "warmup": 0,
-        "times_s": times_s,
-        "n_images": n_images,
-        "images_per_s": n_images / statistics.median(times_s),
-    }
+    median_s = statistics.median(times_s)
+    return {**summarize_times(times_s, what, warmup=0), "n_images": n_images,
+            "images_per_s": n_images / median_s}
 
 
 def run(

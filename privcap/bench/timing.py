@@ -36,10 +36,10 @@ def time_call(
         start = time.perf_counter()
         fn()
         times_s.append(time.perf_counter() - start)
-    return _summary(times_s, what, warmup)
+    return summarize_times(times_s, what, warmup)
 
 
-def _summary(times_s: list[float], what: str, warmup: int) -> dict[str, Any]:
+def summarize_times(times_s: list[float], what: str, warmup: int) -> dict[str, Any]:
     """Measurement dict of repeated timings: median, min, max and the raw times."""
     return {
         "what": what,
@@ -136,9 +136,9 @@ def time_forward_backward_interleaved(
     what = what or {}
     return {
         name: (
-            _summary([r[0] for r in runs[name]],
+            summarize_times([r[0] for r in runs[name]],
                      f"{what.get(name, name)} (forward, autograd recording)", warmup),
-            _summary([r[1] for r in runs[name]],
+            summarize_times([r[1] for r in runs[name]],
                      f"{what.get(name, name)} (forward + backward)", warmup),
         )
         for name in forwards

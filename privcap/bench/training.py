@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import copy
 import os
-import statistics
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from privcap.bench.timing import time_call
+from privcap.bench.timing import summarize_times, time_call
 
 __all__ = ["PLANS", "Plan", "SEED", "run"]
 
@@ -122,19 +121,6 @@ def _steps(smoke: bool) -> dict[str, Any]:
     }
 
 
-def _summary(times_s: list[float], what: str, warmup: int) -> dict[str, Any]:
-    """Measurement dict of one trainer's step times (the fields of :func:`time_call`)."""
-    return {
-        "what": what,
-        "median_s": statistics.median(times_s),
-        "min_s": min(times_s),
-        "max_s": max(times_s),
-        "repeats": len(times_s),
-        "warmup": warmup,
-        "times_s": times_s,
-    }
-
-
 def _time_interleaved(trainers: dict[str, Any], batch: dict[str, Any], plan: Plan
                       ) -> dict[str, list[float]]:
     """Seconds of each trainer's steps, ``plan.repeats`` rounds after ``plan.warmup``; round
@@ -176,7 +162,7 @@ def run(quick: bool, smoke: bool = False) -> dict[str, Any]:
     shape = f"{batch} x 3 x {size} x {size}"
 
     def step_measurement(name: str, what: str) -> dict[str, Any]:
-        m = _summary(times[name], what, plan.warmup)
+        m = summarize_times(times[name], what, plan.warmup)
         m["images_per_s"] = batch / m["median_s"]
         m["batch_size"] = batch
         m["image_size_px"] = size
